@@ -1,0 +1,43 @@
+# Each target sets itself up: a fresh machine needs only Python 3.11 and pip.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned to one release so pip never drifts to a multi-GB build by accident; override
+# TORCH_PIP_ARGS (e.g. "--index-url https://download.pytorch.org/whl/cpu") to choose the wheel source.
+TORCH_SPEC     ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+MODELS ?= models
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test bench bench-quick lint clean
+
+help:
+	@echo "make demo   export the seed checkpoints (or offline stand-ins) and run them"
+	@echo "make test   run the whole test suite"
+	@echo "make bench  run the full benchmark (writes benchmarks/results/)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=69" wheel
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[export,serve,bench,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python scripts/demo.py --output $(MODELS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/distilrt bench --output benchmarks/results
+
+bench-quick: install
+	$(BIN)/distilrt bench --quick --output benchmarks/results/quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks

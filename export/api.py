@@ -1,0 +1,234 @@
+"""export_model: checkpoint -> validated ONNX bundle (fp32, fp16, int8)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from distilrt.runtime.manifest import Manifest, Variant, sha256_file
+from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
+
+from . import bundle as bundle_io
+from .convert import DEFAULT_OPSET, export_fp32
+from .fp16 import convert_fp16
+from .load import Checkpoint, resolve_checkpoint
+from .optimize import fuse, time_model
+from .progress import Steps
+from .quantize import QuantizationPreset, quantize
+from .validate import check_variant, reference_batches
+
+logger = logging.getLogger(__name__)
+
+_VERSIONED = ("distilrt", "onnx", "onnxruntime", "torch", "transformers", "optimum", "optimum-onnx", "tokenizers")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    name: str
+    path: Path
+    manifest: Manifest
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for dist in _VERSIONED:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _host() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {"machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def _normalise_precisions(precisions: Iterable[str] | str) -> tuple[str, ...]:
+    items = precisions.split(",") if isinstance(precisions, str) else list(precisions)
+    chosen = tuple(dict.fromkeys(check_precision(p.strip()) for p in items if p.strip()))
+    if not chosen:
+        raise check_precision("")  # raises with the list of known precisions
+    return tuple(p for p in PRECISIONS if p in chosen)
+
+
+def export_model(
+    model: str,
+    output: str | Path,
+    *,
+    precisions: Iterable[str] | str = PRECISIONS,
+    task: str = "auto",
+    opset: int | None = None,
+    force: bool = False,
+    revision: str | None = None,
+    quantization: QuantizationPreset | None = None,
+    progress: TextIO | None = None,
+) -> ExportResult:
+    """Export ``model`` (hub id or local checkpoint directory) to ``output/<name>`` and validate it.
+
+    Every requested variant is checked against PyTorch; an fp32 or fp16 variant outside tolerance
+    raises :class:`~distilrt.runtime.errors.ParityError` and nothing is written.  ``progress`` (e.g.
+    ``sys.stderr``) receives a line per step.
+    """
+    started = time.perf_counter()
+    wanted = _normalise_precisions(precisions)
+    output = Path(output).expanduser()
+    name = bundle_io.bundle_name(model)
+    steps = Steps(name, stream=progress)
+    target = bundle_io.prepare_output(output, name, force=force)
+    with steps.step("resolve", model):
+        checkpoint = resolve_checkpoint(model, task=task, revision=revision)
+    steps.note(f"task={checkpoint.task} architecture={checkpoint.architecture} max_len={checkpoint.max_sequence_length}")
+
+    staging = bundle_io.staging_dir(output, name)
+    work = Path(tempfile.mkdtemp(prefix="distilrt-export-"))
+    try:
+        variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization)
+        bundle_io.copy_support_files(checkpoint.path, work / "fp32", staging)
+        manifest = Manifest(
+            name=name,
+            task=checkpoint.task,
+            architecture=checkpoint.architecture,
+            model_type=checkpoint.model_type,
+            source={"model": checkpoint.source, "path": str(checkpoint.path), "revision": checkpoint.revision,
+                    "from_hub": checkpoint.from_hub, "seed": checkpoint.spec.name if checkpoint.spec else None},
+            max_sequence_length=checkpoint.max_sequence_length,
+            inputs=tuple(variants.pop("_inputs")),
+            outputs=tuple(variants.pop("_outputs")),
+            opset=opset or DEFAULT_OPSET,
+            versions=_versions(),
+            variants=variants,
+            tokenizer={"kind": ARCHITECTURES.get(checkpoint.model_type).tokenizer_kind, "file": "tokenizer.json"},
+            pooling=bundle_io.sentence_pooling(checkpoint.path),
+            host=_host(),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        with steps.step("write", str(target)):
+            bundle_io.commit(staging, target, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(name, target, manifest, dict(steps.seconds), time.perf_counter() - started)
+
+
+def _io_names(path: Path) -> tuple[list[str], list[str]]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    return [i.name for i in graph.input if i.name not in initializers], [o.name for o in graph.output]
+
+
+def _build_variants(
+    checkpoint: Checkpoint,
+    wanted: tuple[str, ...],
+    staging: Path,
+    work: Path,
+    steps: Steps,
+    *,
+    opset: int | None,
+    quantization: QuantizationPreset | None,
+) -> dict[str, Any]:
+    vocab = int(checkpoint.config.get("vocab_size", 30000))
+    max_len = checkpoint.max_sequence_length
+
+    def timed(path: Path) -> float:
+        return time_model(path, vocab_size=vocab, max_len=max_len).median_ms
+
+    (work / "fp32").mkdir()
+    with steps.step("export", "PyTorch -> ONNX fp32 (optimum)"):
+        plain = export_fp32(checkpoint, work / "fp32", opset=opset)
+    inputs, outputs = _io_names(plain)
+
+    fused_path = work / "fused.onnx"
+    with steps.step("optimise", "ORT transformer fusions"):
+        try:
+            fused_ops = fuse(plain, fused_path, checkpoint.config)
+        except Exception as exc:  # an optimizer failure costs speed, not correctness: keep the plain graph
+            logger.warning("graph optimisation failed (%s); keeping the unfused graph", exc)
+            fused_ops = {}
+        graphs = {"none": plain}
+        if fused_ops:
+            graphs["fused"] = fused_path
+    steps.note("fused: " + (", ".join(f"{k}x{v}" for k, v in fused_ops.items()) or "nothing"))
+
+    with steps.step("reference", "PyTorch outputs (padded text batch + max-length batch)"):
+        batches = reference_batches(checkpoint)
+        mask_token_id = _mask_token_id(checkpoint)
+
+    made: dict[str, tuple[Path, dict[str, Any]]] = {}
+    if "fp32" in wanted:
+        with steps.step("measure", "fp32 graphs"):
+            latency = {label: timed(path) for label, path in graphs.items()}
+        best = min(latency, key=latency.get)
+        made["fp32"] = (graphs[best], {"graph": best, "fused_operators": fused_ops if best == "fused" else {},
+                                       "measured_ms": latency, "measured_on": "CPUExecutionProvider"})
+    if "fp16" in wanted:
+        source = "fused" if "fused" in graphs else "none"
+        with steps.step("convert", "fp16"):
+            fp16_path = work / "model_fp16.onnx"
+            kept = convert_fp16(graphs[source], fp16_path)
+        made["fp16"] = (fp16_path, {"graph": source, "fp32_ops": kept, "io_types": "float32",
+                                    "why": "fused attention is what CUDA/TensorRT run fastest"})
+    if "int8" in wanted:
+        preset = quantization or QuantizationPreset.for_host()
+        candidates = {}
+        with steps.step("quantise", f"int8 dynamic per-channel, preset {preset.name}"):
+            for label, path in graphs.items():
+                candidates[label] = work / f"int8_{label}.onnx"
+                quantize(path, candidates[label], preset)
+        with steps.step("measure", "int8 graphs"):
+            latency = {label: timed(path) for label, path in candidates.items()}
+        best = min(latency, key=latency.get)
+        made["int8"] = (candidates[best], {"graph": best, "preset": preset.to_dict(), "measured_ms": latency,
+                                           "measured_on": "CPUExecutionProvider"})
+
+    variants: dict[str, Any] = {"_inputs": inputs, "_outputs": outputs}
+    for precision, (path, details) in made.items():
+        with steps.step("validate", precision):
+            parity = check_variant(precision, path, checkpoint, batches, mask_token_id=mask_token_id)
+        steps.note(f"{precision}: {_parity_summary(parity)}")
+        relative = VARIANT_FILES[precision]
+        destination = staging / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+        variants[precision] = Variant(precision, relative, destination.stat().st_size, sha256_file(destination),
+                                      parity=parity, details=details)
+    return variants
+
+
+def _mask_token_id(checkpoint: Checkpoint) -> int | None:
+    if checkpoint.task != "fill-mask":
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(checkpoint.path)).mask_token_id
+
+
+def _parity_summary(parity: dict[str, Any]) -> str:
+    parts = [f"max|Δ| {name}={value:.2e}" for name, value in parity.get("max_abs_diff", {}).items()]
+    if "top1_agreement" in parity:
+        parts.append(f"top-1 agreement {parity['top1_agreement']:.0%} of {parity['top1_compared']}")
+    if "embedding_cosine_min" in parity:
+        parts.append(f"cosine min {parity['embedding_cosine_min']:.5f}")
+    return ", ".join(parts)

@@ -1,0 +1,54 @@
+"""distilrt export MODEL [MODEL ...] --output DIR: the exporter's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from distilrt.runtime.registry import CHECKPOINTS, PRECISIONS, TASKS
+
+HELP = "export checkpoints (hub ids or local directories) to validated ONNX bundles"
+DESCRIPTION = f"""\
+Export each MODEL to OUTPUT/<name>/ as an ONNX bundle: onnx/model.onnx (fp32), onnx/model_fp16.onnx,
+onnx/model_quantized.onnx (int8), tokenizer files, config.json and manifest.json.  Every variant is
+validated against PyTorch; an fp32 or fp16 variant outside tolerance fails the export.
+
+Known checkpoints: {", ".join(CHECKPOINTS.names())}.
+Any other BERT / DistilBERT / RoBERTa checkpoint works too; its task is read from its config.
+Needs the export extra: pip install 'distilrt[export]'."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="hub id or local checkpoint directory")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                        help="directory to write bundles into (one subdirectory per MODEL)")
+    parser.add_argument("--precision", default=",".join(PRECISIONS), metavar="LIST",
+                        help=f"comma-separated variants to build, from {', '.join(PRECISIONS)} (default: all)")
+    parser.add_argument("--task", default="auto", choices=("auto", *TASKS),
+                        help="task head to export; auto reads it from the registry or the config (default: auto)")
+    parser.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default: 18)")
+    parser.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to export")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing bundle at OUTPUT/<name> (only bundles distilrt wrote)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from distilrt.runtime.errors import MissingDependencyError
+
+    try:
+        import optimum.exporters.onnx  # noqa: F401 - fail early with an install hint
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"`distilrt export` needs the export extra ({exc.name} is missing): pip install 'distilrt[export]'"
+        ) from exc
+    from .api import export_model
+    from .report import summary_table
+
+    results = []
+    for model in args.models:
+        results.append(export_model(model, args.output, precisions=args.precision, task=args.task, opset=args.opset,
+                                    force=args.force, revision=args.revision, progress=sys.stderr))
+    print(summary_table(results))
+    return 0

@@ -1,0 +1,78 @@
+"""int8: dynamic, per-channel weight quantisation with a preset fitted to the host ISA."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuantizationPreset:
+    """How int8 weights are made.  Activations are quantised to uint8 at run time (dynamic)."""
+
+    name: str
+    weight_type: str = "QInt8"  # u8 activations x s8 weights: the VNNI / NEON dot-product path
+    per_channel: bool = True
+    reduce_range: bool = False
+    operators: tuple[str, ...] = field(default=("MatMul", "Attention"))
+
+    @classmethod
+    def avx512_vnni(cls) -> "QuantizationPreset":
+        return cls("avx512_vnni")
+
+    @classmethod
+    def avx2(cls) -> "QuantizationPreset":
+        # Without VNNI, u8 x s8 goes through vpmaddubsw, whose int16 sums saturate; 7-bit weights avoid it.
+        return cls("avx2", reduce_range=True)
+
+    @classmethod
+    def arm64(cls) -> "QuantizationPreset":
+        return cls("arm64")
+
+    @classmethod
+    def for_host(cls) -> "QuantizationPreset":
+        """The preset fitted to this machine's instruction set."""
+        machine = platform.machine().lower()
+        if machine in ("arm64", "aarch64"):
+            return cls.arm64()
+        flags = _cpu_flags()
+        if "avx512_vnni" in flags or "avx_vnni" in flags:
+            return cls.avx512_vnni()
+        return cls.avx2()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["operators"] = list(self.operators)
+        return data
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def quantize(model_path: Path, out_path: Path, preset: QuantizationPreset) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(model_path),
+        str(out_path),
+        per_channel=preset.per_channel,
+        reduce_range=preset.reduce_range,
+        weight_type=getattr(QuantType, preset.weight_type),
+        op_types_to_quantize=list(preset.operators),
+        # Fused graphs carry com.microsoft ops whose output types the quantiser cannot infer.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+    )

@@ -1,0 +1,34 @@
+"""The summary table printed at the end of an export."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .api import ExportResult
+
+
+def parity_cell(precision: str, parity: dict[str, Any]) -> str:
+    diffs = parity.get("max_abs_diff", {})
+    worst = max(diffs.values()) if diffs else float("nan")
+    parts = [f"max|Δ| {worst:.1e}"]
+    if precision == "int8" or "top1_agreement" in parity:
+        if "top1_agreement" in parity:
+            parts.append(f"top-1 {parity['top1_agreement']:.0%}")
+    if "embedding_cosine_min" in parity:
+        parts.append(f"cos≥{parity['embedding_cosine_min']:.4f}")
+    return ", ".join(parts)
+
+
+def summary_table(results: Sequence[ExportResult]) -> str:
+    rows = [("bundle", "task", "variant", "size MB", "parity vs PyTorch", "graph", "export s")]
+    for result in results:
+        for precision, variant in result.manifest.variants.items():
+            rows.append((
+                result.name, result.manifest.task, precision, f"{variant.bytes / 1e6:.1f}",
+                parity_cell(precision, variant.parity), str(variant.details.get("graph", "")),
+                f"{result.total_seconds:.1f}",
+            ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

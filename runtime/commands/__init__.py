@@ -1,0 +1,1 @@
+"""One module per ``distilrt`` subcommand (see :mod:`distilrt.runtime.cli`)."""

@@ -1,0 +1,61 @@
+"""Typed errors raised by distilrt.
+
+Every error says what was received, what is allowed, and how to fix it.  All of them derive from
+:class:`DistilrtError`, so a caller can catch the family with one clause.
+"""
+
+from __future__ import annotations
+
+
+class DistilrtError(Exception):
+    """Base class of every error distilrt raises on purpose."""
+
+
+class InputError(DistilrtError, ValueError):
+    """A user-supplied value (text, option, argument) is invalid."""
+
+
+class UnknownNameError(InputError, KeyError):
+    """A name (task, precision, provider, checkpoint, architecture) is not one distilrt knows."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly instead.
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(DistilrtError):
+    """A checkpoint cannot be found, reached, or is not a supported architecture."""
+
+
+class HubUnreachableError(CheckpointError):
+    """A hub id was given but the model hub cannot be reached."""
+
+
+class BundleError(DistilrtError):
+    """A bundle directory is missing, incomplete, tampered with, or lacks what was asked for."""
+
+
+class OutputExistsError(DistilrtError, FileExistsError):
+    """The export target exists and ``force`` was not given."""
+
+
+class ParityError(DistilrtError):
+    """An exported variant does not reproduce the reference model within tolerance."""
+
+    def __init__(self, message: str, *, variant: str, output: str, value: float, tolerance: float) -> None:
+        super().__init__(message)
+        self.variant = variant
+        self.output = output
+        self.value = value
+        self.tolerance = tolerance
+
+
+class ProviderUnavailableError(DistilrtError):
+    """An execution provider was requested that this onnxruntime build cannot use."""
+
+
+class MissingDependencyError(DistilrtError, ImportError):
+    """An optional dependency is needed for this feature; the message names the install command."""
+
+
+class OutputNotWritableError(DistilrtError, PermissionError):
+    """The export target cannot be created or written."""

@@ -1,0 +1,124 @@
+"""The bundle manifest: what export wrote, what the runtime checks before it opens a file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleError
+from .registry import PRECISIONS
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX file of a bundle and the parity figures measured when it was exported."""
+
+    precision: str
+    file: str  # relative to the bundle directory
+    bytes: int
+    sha256: str
+    parity: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # optimisation applied, quantisation preset, ...
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    task: str
+    architecture: str
+    model_type: str
+    source: dict[str, Any]
+    max_sequence_length: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    opset: int
+    versions: dict[str, str]
+    variants: dict[str, Variant]
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    pooling: dict[str, Any] | None = None  # sentence-transformers pooling, for feature-extraction bundles
+    host: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        data["outputs"] = list(self.outputs)
+        data["variants"] = {k: {kk: vv for kk, vv in asdict(v).items() if kk != "precision"} for k, v in self.variants.items()}
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    def write(self, directory: Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, directory: Path) -> "Manifest":
+        directory = Path(directory)
+        path = directory / MANIFEST_NAME
+        if not directory.is_dir():
+            raise BundleError(f"bundle directory {str(directory)!r} does not exist; pass the directory `distilrt export` wrote")
+        if not path.is_file():
+            raise BundleError(
+                f"{str(directory)!r} has no {MANIFEST_NAME}, so it is not a distilrt bundle; "
+                f"create one with `distilrt export MODEL --output DIR`"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BundleError(f"cannot read {path}: {exc}") from exc
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{path} has format_version {version!r}; this distilrt reads {FORMAT_VERSION}. "
+                "Re-export the bundle with this version of distilrt."
+            )
+        try:
+            variants = {
+                name: Variant(precision=name, **fields) for name, fields in data.pop("variants").items()
+            }
+            unknown = set(variants) - set(PRECISIONS)
+            if unknown:
+                raise BundleError(f"{path} lists unknown variants {sorted(unknown)}; known: {', '.join(PRECISIONS)}")
+            data["inputs"] = tuple(data["inputs"])
+            data["outputs"] = tuple(data["outputs"])
+            return cls(variants=variants, **data)
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"{path} is missing or has malformed fields ({exc}); re-export the bundle") from exc
+
+    def variant(self, precision: str) -> Variant:
+        try:
+            return self.variants[precision]
+        except KeyError:
+            raise BundleError(
+                f"bundle {self.name!r} has no {precision} variant; it has: {', '.join(self.variants) or 'none'}. "
+                f"Pick one of those, or re-export with `--precision {precision}`"
+            ) from None
+
+    def verify(self, directory: Path, precision: str) -> Path:
+        """Check the variant's file exists and matches its recorded SHA-256; return its path."""
+        variant = self.variant(precision)
+        path = Path(directory) / variant.file
+        if not path.is_file():
+            raise BundleError(f"bundle file {path} is missing; re-export the bundle")
+        actual = sha256_file(path)
+        if actual != variant.sha256:
+            raise BundleError(
+                f"{path} does not match the manifest (SHA-256 {actual[:16]}… != {variant.sha256[:16]}…); "
+                "the file was modified or corrupted. Re-export the bundle; distilrt will not run it"
+            )
+        return path
