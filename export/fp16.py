@@ -25,6 +25,31 @@ def convert_fp16(model_path: Path, out_path: Path) -> list[str]:
 
     model = OnnxModel(onnx.load(str(model_path)))
     block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP32_OPS))
+    _untie_initializers(model.model.graph, set(block))
     model.convert_float_to_float16(keep_io_types=True, op_block_list=block)
     model.save_model_to_file(str(out_path))
     return list(FP32_OPS)
+
+
+def _untie_initializers(graph, fp32_ops: set[str]) -> None:  # noqa: ANN001 - onnx.GraphProto
+    """Give each fp32-kept consumer of a shared initializer its own copy.
+
+    The converter inserts one cast per (initializer, kept node) and names it after the initializer,
+    so an initializer shared by two kept nodes (tied or deduplicated weights) yields two nodes with
+    the same name and an invalid model.
+    """
+    import onnx
+
+    initializers = {init.name: init for init in graph.initializer}
+    seen: dict[str, int] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1 and node.op_type in fp32_ops:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[name])
+                copy.name = f"{name}__untied{seen[name]}"
+                graph.initializer.append(copy)
+                node.input[index] = copy.name

@@ -1,0 +1,1 @@
+"""distilrt.runtime.serve: the HTTP inference service (needs the ``serve`` extra)."""

