@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from distilrt.runtime.errors import OutputExistsError, OutputNotWritableError
+from distilrt.runtime.errors import InputError, OutputExistsError, OutputNotWritableError
 from distilrt.runtime.manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,11 @@ POOLING_FILES = ("modules.json", "sentence_bert_config.json", "1_Pooling/config.
 
 
 def bundle_name(model: str) -> str:
-    return Path(model.rstrip("/")).name
+    """The bundle's directory name: the last component of a hub id or path."""
+    name = Path(model.rstrip("/")).name
+    if name in ("", ".", ".."):
+        raise InputError(f"cannot derive a bundle name from {model!r}; pass name=... (--name NAME)")
+    return name
 
 
 def prepare_output(output: Path, name: str, *, force: bool) -> Path:

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="task head to export; auto reads it from the registry or the config (default: auto)")
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default: 18)")
     parser.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to export")
+    parser.add_argument("--name", default=None,
+                        help="bundle directory name (one MODEL only; default: the last component of MODEL)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing bundle at OUTPUT/<name> (only bundles distilrt wrote)")
 
@@ -43,12 +45,17 @@ def run(args: argparse.Namespace) -> int:
         raise MissingDependencyError(
             f"`distilrt export` needs the export extra ({exc.name} is missing): pip install 'distilrt[export]'"
         ) from exc
+    from distilrt.runtime.errors import InputError
+
     from .api import export_model
     from .report import summary_table
 
+    if args.name and len(args.models) > 1:
+        raise InputError(f"--name names one bundle but {len(args.models)} models were given; export them one at a time")
     results = []
     for model in args.models:
         results.append(export_model(model, args.output, precisions=args.precision, task=args.task, opset=args.opset,
-                                    force=args.force, revision=args.revision, progress=sys.stderr))
+                                    force=args.force, revision=args.revision, name=args.name,
+                                    progress=sys.stderr))
     print(summary_table(results))
     return 0
