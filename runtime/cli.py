@@ -19,6 +19,7 @@ from .errors import DistilrtError
 COMMANDS: dict[str, str] = {
     "export": "distilrt.export.cli",
     "info": "distilrt.runtime.commands.info",
+    "serve": "distilrt.runtime.commands.serve",
 }
 
 

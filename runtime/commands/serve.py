@@ -1,0 +1,96 @@
+"""distilrt serve BUNDLE [BUNDLE ...]: an HTTP inference service with dynamic batching."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+HELP = "serve bundles over HTTP (Hugging Face Inference API and OpenAI embeddings routes, dynamic batching)"
+DESCRIPTION = """\
+Serve one or more bundles over HTTP, each under the name in its manifest.
+
+Routes:
+  POST /models/NAME     Hugging Face Inference API (huggingface_hub.InferenceClient(model="http://HOST:PORT/models/NAME"))
+  POST /v1/embeddings   OpenAI embeddings (openai.OpenAI(base_url="http://HOST:PORT/v1")), feature-extraction bundles
+  GET  /v1/models       OpenAI model list
+  GET  /health /ready /metrics   liveness, readiness (loaded and warmed up), Prometheus metrics
+
+Concurrent requests for a model are batched together for up to --max-wait-ms or --max-batch-size inputs.
+Needs the serve extra: pip install 'distilrt[serve]'.
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories to serve")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000; 0 picks a free one)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
+                        help="variant to run (default: auto, the best for the provider)")
+    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
+                        help="ONNX Runtime execution provider (default: auto)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads per model")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
+                        help="most inputs per model call; 1 turns dynamic batching off (default: 32)")
+    parser.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
+                        help="how long a request may wait for others to join its batch (default: 5)")
+    parser.add_argument("--max-queue", type=_positive_int, default=256,
+                        help="requests waiting per model before answering 503 (default: 256)")
+    parser.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20,
+                        help="largest request body; bigger ones get 413 (default: 1048576)")
+    parser.add_argument("--max-inputs-per-request", type=_positive_int, default=256,
+                        help="most inputs in one request (default: 256)")
+    parser.add_argument("--api-key-env", metavar="VAR", default=None,
+                        help="require 'Authorization: Bearer <key>' with the key read from environment variable VAR")
+    parser.add_argument("--graceful-timeout", type=_non_negative_float, default=30.0,
+                        help="seconds in-flight requests get to finish after SIGTERM (default: 30)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError, MissingDependencyError
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"distilrt serve needs {exc.name or 'fastapi and uvicorn'}; install it with: pip install 'distilrt[serve]'"
+        ) from exc
+
+    from ..serve.config import ServeSettings
+    from ..serve.server import bundle_model, serve
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty; "
+                             f"export {args.api_key_env}=<key> before starting the server")
+    settings = ServeSettings(host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                             max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                             max_body_bytes=args.max_body_bytes, max_inputs_per_request=args.max_inputs_per_request,
+                             api_key=api_key, graceful_timeout_s=args.graceful_timeout)
+    models = [bundle_model(b, precision=args.precision, provider=args.provider, threads=args.threads,
+                           batch_size=max(32, args.max_batch_size)) for b in args.bundles]
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"several bundles are named {', '.join(duplicates)}; serve each name once")
+    level = logging.getLogger().getEffectiveLevel()
+    log_level = "debug" if level <= logging.DEBUG else "info"
+    return serve(models, settings, log_level=log_level)

@@ -1,0 +1,229 @@
+"""Per-task request handling: parse a Hugging Face Inference API body, call the pipeline on a group of
+inputs, shape the answer the way ``huggingface_hub.InferenceClient`` parses it.
+
+A handler never touches the event loop: ``parse`` runs on it (cheap validation only), ``run`` and
+``finish`` run in the model's worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import schemas
+from .errors import bad_input
+
+#: largest top_k a request may ask for (bounds response size)
+MAX_TOP_K = 1000
+#: most fill-mask targets per request
+MAX_TARGETS = 1000
+
+
+@dataclass
+class ParsedRequest:
+    """A validated request: its inputs, the pipeline options, and how to shape the answer."""
+
+    items: list[Any]
+    params: dict[str, Any]
+    single: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain Python values for JSON: numpy scalars and arrays become floats, ints and lists."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _split(result: Any, count: int, what: str) -> list[Any]:
+    """One result per input from a list-in call; guards against a pipeline that answered differently."""
+    out = list(result)
+    if len(out) != count:
+        raise RuntimeError(f"{what} pipeline returned {len(out)} results for {count} inputs")
+    return out
+
+
+class TaskHandler:
+    """Base class; one subclass per task.  ``length_checked``: inputs must fit the model's max length."""
+
+    task = ""
+    length_checked = True
+    allowed: dict[str, str] = {}
+
+    def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
+        raise NotImplementedError
+
+    def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+        """Run the pipeline once on ``items``; one raw result per item, in order."""
+        if len(items) == 1:
+            # a single input is passed bare, so the pipeline's answer is unambiguously that input's answer
+            return [self._call_one(pipe, items[0], params)]
+        return _split(self._call_many(pipe, list(items), params), len(items), self.task)
+
+    def _call_one(self, pipe: Any, item: Any, params: dict[str, Any]) -> Any:
+        return pipe(item, **params)
+
+    def _call_many(self, pipe: Any, items: list[Any], params: dict[str, Any]) -> Any:
+        return pipe(items, **params)
+
+    def finish(self, raw: Any, meta: dict[str, Any]) -> Any:
+        """Shape one raw result for the response (runs in the worker thread)."""
+        return jsonable(raw)
+
+    def respond(self, results: list[Any], single: bool) -> Any:
+        return results[0] if single else results
+
+    def texts(self, items: Sequence[Any]) -> list[Any]:
+        """What the tokenizer sees for each item (for the length check and token counts)."""
+        return list(items)
+
+    def warmup(self, mask_token: str | None) -> list[Any]:
+        return ["warm up"]
+
+
+class QuestionAnsweringHandler(TaskHandler):
+    task = "question-answering"
+    length_checked = False  # long contexts are split into windows by the runtime, never refused
+    allowed = {
+        "top_k": "integer >= 1", "doc_stride": "integer >= 0", "max_answer_len": "integer >= 1",
+        "max_seq_len": "integer", "max_question_len": "integer >= 1", "handle_impossible_answer": "boolean",
+        "align_to_words": "boolean",
+    }
+
+    def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
+        inputs = schemas.require(data, "inputs")
+        if isinstance(inputs, dict):
+            items, single = [self._pair(inputs, "inputs")], True
+        elif isinstance(inputs, list) and inputs:
+            schemas.limit_items(len(inputs), "inputs", max_items)
+            items, single = [self._pair(p, f"inputs[{i}]") for i, p in enumerate(inputs)], False
+        else:
+            raise bad_input('inputs must be an object {"question": "...", "context": "..."} or a non-empty array '
+                            f"of them, got {schemas._type_name(inputs)}", param="inputs")
+        params = schemas.parameters(data, self.allowed)
+        checked: dict[str, Any] = {}
+        for name, value in params.items():
+            if name in ("handle_impossible_answer", "align_to_words"):
+                checked[name] = schemas.boolean(value, f"parameters.{name}")
+            elif name == "top_k":
+                checked[name] = schemas.integer(value, "parameters.top_k", minimum=1, maximum=MAX_TOP_K)
+            elif name == "doc_stride":
+                checked[name] = schemas.integer(value, "parameters.doc_stride", minimum=0)
+            elif name == "max_seq_len":
+                checked[name] = schemas.integer(value, "parameters.max_seq_len", minimum=16, maximum=max_length,
+                                                limit_name="the model's max_sequence_length")
+            else:
+                checked[name] = schemas.integer(value, f"parameters.{name}", minimum=1)
+        return ParsedRequest(items, checked, single)
+
+    @staticmethod
+    def _pair(value: Any, where: str) -> tuple[str, str]:
+        if not isinstance(value, dict):
+            raise bad_input(f'{where} must be an object {{"question": "...", "context": "..."}}, '
+                            f"got {schemas._type_name(value)}", param=where)
+        question = schemas.text(schemas.require(value, "question", where), f"{where}.question")
+        context = schemas.text(schemas.require(value, "context", where), f"{where}.context")
+        return question, context
+
+    def _call_one(self, pipe: Any, item: Any, params: dict[str, Any]) -> Any:
+        return pipe(question=item[0], context=item[1], **params)
+
+    def _call_many(self, pipe: Any, items: list[Any], params: dict[str, Any]) -> Any:
+        return pipe(question=[q for q, _ in items], context=[c for _, c in items], **params)
+
+    def texts(self, items: Sequence[Any]) -> list[Any]:
+        return [tuple(item) for item in items]
+
+    def warmup(self, mask_token: str | None) -> list[Any]:
+        return [("What is warmed up?", "The model is warmed up before the server reports ready.")]
+
+
+class FillMaskHandler(TaskHandler):
+    task = "fill-mask"
+    allowed = {"top_k": "integer >= 1", "targets": "array of strings"}
+
+    def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
+        items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
+        params = schemas.parameters(data, self.allowed)
+        if "top_k" in params:
+            params["top_k"] = schemas.integer(params["top_k"], "parameters.top_k", minimum=1, maximum=MAX_TOP_K)
+        if "targets" in params:
+            params["targets"] = schemas.string_list(params["targets"], "parameters.targets", max_items=MAX_TARGETS)
+        return ParsedRequest(items, params, single)
+
+    def warmup(self, mask_token: str | None) -> list[Any]:
+        return [f"The model is {mask_token or '[MASK]'} before it serves."]
+
+
+class FeatureExtractionHandler(TaskHandler):
+    task = "feature-extraction"
+    allowed = {"normalize": "boolean", "pooling": "auto, none, mean or cls", "truncate": "false only",
+               "truncation_direction": "ignored unless truncate"}
+
+    def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
+        items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
+        params = schemas.parameters(data, self.allowed)
+        if params.get("truncate") is True:
+            raise bad_input("parameters.truncate=true is not supported: inputs longer than the model's "
+                            f"max_sequence_length ({max_length} tokens) are refused, not cut; shorten the text",
+                            param="parameters.truncate")
+        params.pop("truncate", None)
+        params.pop("truncation_direction", None)
+        if "normalize" in params:
+            params["normalize"] = schemas.boolean(params["normalize"], "parameters.normalize")
+        if "pooling" in params:
+            params["pooling"] = schemas.choice(params["pooling"], "parameters.pooling", ("auto", "none", "mean", "cls"))
+        return ParsedRequest(items, params, single)
+
+    def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+        if len(items) == 1:
+            return [np.asarray(pipe(items[0], **params))]
+        result = pipe(list(items), **params)
+        return [np.asarray(row) for row in _split(result, len(items), self.task)]
+
+    def finish(self, raw: Any, meta: dict[str, Any]) -> Any:
+        vector = np.asarray(raw, dtype=np.float32)
+        if meta.get("encoding") == "base64":
+            return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+        return vector.tolist()
+
+
+class TextClassificationHandler(TaskHandler):
+    task = "text-classification"
+    allowed = {"top_k": "integer >= 1 (default: every label)"}
+
+    def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
+        items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
+        raw = data.get("parameters")
+        if isinstance(raw, dict) and raw.get("function_to_apply") is not None:
+            raise bad_input("parameters.function_to_apply is not supported: this server applies the function the "
+                            "model's config declares (softmax, or sigmoid for multi-label models)",
+                            param="parameters.function_to_apply")
+        params = schemas.parameters(data, self.allowed)
+        # the Inference API returns every label, best first, unless top_k limits it
+        params["top_k"] = (schemas.integer(params["top_k"], "parameters.top_k", minimum=1, maximum=MAX_TOP_K)
+                           if "top_k" in params else None)
+        return ParsedRequest(items, params, single)
+
+    def finish(self, raw: Any, meta: dict[str, Any]) -> Any:
+        return jsonable([raw] if isinstance(raw, dict) else raw)
+
+    def respond(self, results: list[Any], single: bool) -> Any:
+        # InferenceClient.text_classification reads element [0] of a list of per-input label lists
+        return [results[0]] if single else results
+
+
+HANDLERS: dict[str, TaskHandler] = {
+    h.task: h for h in (QuestionAnsweringHandler(), FillMaskHandler(), FeatureExtractionHandler(),
+                        TextClassificationHandler())
+}

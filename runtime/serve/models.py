@@ -1,0 +1,192 @@
+"""A served model: its pipeline, its batcher, and the batch runner that keeps each request's failure its own.
+
+Models are only ever the bundles named when the server started; nothing a request says is used as a
+path or a model to load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import InputError
+from .batching import Job, MicroBatcher
+from .errors import ServeHTTPError, bad_input
+from .handlers import HANDLERS, TaskHandler
+from .metrics import ServeMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """What one request gets back from a batch: its shaped outputs and how many tokens its inputs had."""
+
+    outputs: list[Any]
+    tokens: int = 0
+
+
+@dataclass
+class ServedModel:
+    """One model the server answers for.  ``loader`` builds the pipeline (called once, off the event loop)."""
+
+    name: str
+    task: str
+    loader: Callable[[], Any]
+    max_sequence_length: int = 512
+    bundle: Path | None = None
+    pooling: dict[str, Any] | None = None
+    pipeline: Any = None
+    tokenizer: Any = None
+    mask_token: str | None = None
+    ready: bool = False
+    load_error: str | None = None
+    batcher: MicroBatcher | None = field(default=None, repr=False)
+    metrics: ServeMetrics | None = field(default=None, repr=False)
+
+    @property
+    def handler(self) -> TaskHandler:
+        return HANDLERS[self.task]
+
+    def load(self) -> None:
+        """Build the pipeline, read the tokenizer for length checks, run one warm-up call (blocking)."""
+        started = time.perf_counter()
+        self.pipeline = self.loader()
+        self.max_sequence_length = int(getattr(self.pipeline, "max_sequence_length", None) or self.max_sequence_length)
+        if self.bundle is not None:
+            self.tokenizer = _bundle_tokenizer(self.bundle)
+            self.mask_token = _bundle_mask_token(self.bundle)
+        self.mask_token = getattr(self.pipeline, "mask_token", None) or self.mask_token
+        items = self.handler.warmup(self.mask_token)
+        self.handler.call(self.pipeline, items, {})
+        self.ready = True
+        logger.info("model %r (%s) loaded and warmed up in %.2fs", self.name, self.task, time.perf_counter() - started)
+
+    def make_batcher(self, *, max_batch_size: int, max_wait_ms: float, max_queue: int) -> MicroBatcher:
+        metrics = self.metrics
+
+        def report(depth: int) -> None:
+            if metrics is not None:
+                metrics.queue_depth.set(depth, model=self.name)
+
+        self.batcher = MicroBatcher(self.name, self.run_batch, max_batch_size=max_batch_size,
+                                    max_wait_ms=max_wait_ms, max_queue=max_queue, on_queue_depth=report)
+        return self.batcher
+
+    # -- worker thread -------------------------------------------------------------------------------
+
+    def run_batch(self, jobs: Sequence[Job]) -> list[Any]:
+        """Run a batch in the worker thread: one :class:`JobResult` or exception per job, in order.
+
+        Jobs are checked one by one first (a bad one fails alone), then grouped by their options so that
+        each group is one pipeline call.  If a group call fails, its jobs are retried one at a time so that
+        only the request that caused the failure gets the error.
+        """
+        results: list[Any] = [None] * len(jobs)
+        tokens: dict[int, int] = {}
+        groups: dict[Any, list[int]] = {}
+        for index, job in enumerate(jobs):
+            try:
+                tokens[index] = self._check_lengths(job)
+            except ServeHTTPError as exc:
+                results[index] = exc
+                continue
+            groups.setdefault(job.key, []).append(index)
+        for members in groups.values():
+            try:
+                outputs = self._call([jobs[i] for i in members])
+            except Exception as exc:  # noqa: BLE001 - isolate the culprit below
+                if len(members) == 1:
+                    results[members[0]] = _as_http_error(exc, self.name)
+                    continue
+                logger.info("batch call for %r failed; retrying its %d requests one by one", self.name, len(members))
+                for i in members:
+                    try:
+                        results[i] = JobResult(self._call([jobs[i]])[0], tokens.get(i, 0))
+                    except Exception as exc_i:  # noqa: BLE001 - this request's own error
+                        results[i] = _as_http_error(exc_i, self.name)
+                continue
+            for i, out in zip(members, outputs):
+                results[i] = JobResult(out, tokens.get(i, 0))
+        return results
+
+    def _call(self, jobs: Sequence[Job]) -> list[list[Any]]:
+        """One pipeline call for jobs that share options; outputs split back per job."""
+        items = [item for job in jobs for item in job.items]
+        started = time.perf_counter()
+        raw = self.handler.call(self.pipeline, items, dict(jobs[0].params))
+        if self.metrics is not None:
+            self.metrics.batch_inputs.observe(len(items), model=self.name)
+            self.metrics.batch_requests.observe(len(jobs), model=self.name)
+            self.metrics.inference.observe(time.perf_counter() - started, model=self.name)
+        out: list[list[Any]] = []
+        offset = 0
+        for job in jobs:
+            chunk = raw[offset:offset + len(job.items)]
+            offset += len(job.items)
+            out.append([self.handler.finish(r, job.meta) for r in chunk])
+        return out
+
+    def _check_lengths(self, job: Job) -> int:
+        """Refuse inputs longer than the model accepts (422 naming the limit); return the token count."""
+        if self.tokenizer is None:
+            return 0
+        encodings = self.tokenizer.encode_batch(self.handler.texts(job.items))
+        total = 0
+        field_name = job.meta.get("field", "inputs")
+        single = job.meta.get("single", False)
+        for i, enc in enumerate(encodings):
+            n = len(enc.ids)
+            total += n
+            if self.handler.length_checked and n > self.max_sequence_length:
+                where = field_name if single else f"{field_name}[{i}]"
+                raise bad_input(f"{where} is {n} tokens long; model {self.name!r} accepts at most "
+                                f"{self.max_sequence_length} tokens (its max_sequence_length); shorten or split the text",
+                                param=where)
+        return total
+
+
+def _as_http_error(exc: Exception, model: str) -> ServeHTTPError:
+    """A pipeline exception as the answer to the request that caused it: 422 for bad input, else 500."""
+    if isinstance(exc, ServeHTTPError):
+        return exc
+    if isinstance(exc, InputError):
+        return bad_input(f"model {model!r} refused the input: {exc}")
+    logger.error("model %r failed on a request: %s", model, exc, exc_info=exc)
+    return ServeHTTPError(500, f"model {model!r} failed on this request ({type(exc).__name__}); see the server log")
+
+
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def _bundle_tokenizer(bundle: Path) -> Any:
+    """The bundle's own tokenizer.json without truncation or padding, to count tokens exactly."""
+    path = Path(bundle) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    with _TOKENIZER_LOCK:
+        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    return tokenizer
+
+
+def _bundle_mask_token(bundle: Path) -> str | None:
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        path = Path(bundle) / name
+        try:
+            token = json.loads(path.read_text(encoding="utf-8")).get("mask_token")
+        except (OSError, ValueError):
+            continue
+        if isinstance(token, dict):
+            token = token.get("content")
+        if isinstance(token, str) and token:
+            return token
+    return None
