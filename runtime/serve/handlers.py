@@ -172,7 +172,14 @@ class FeatureExtractionHandler(TaskHandler):
 
     def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
         items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
-        params = schemas.parameters(data, self.allowed)
+        # the feature-extraction spec (and InferenceClient) puts options at the top level, TEI-style;
+        # a "parameters" object is accepted too
+        nested = data.get("parameters")
+        if nested is not None and not isinstance(nested, dict):
+            raise bad_input(f"parameters must be an object, got {schemas._type_name(nested)}", param="parameters")
+        merged = {k: v for k, v in data.items() if k not in ("inputs", "parameters")}
+        merged.update(nested or {})
+        params = schemas.parameters({"parameters": merged}, self.allowed)
         if params.get("truncate") is True:
             raise bad_input("parameters.truncate=true is not supported: inputs longer than the model's "
                             f"max_sequence_length ({max_length} tokens) are refused, not cut; shorten the text",
