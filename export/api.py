@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from distilrt.runtime.errors import UnknownNameError
 from distilrt.runtime.manifest import Manifest, Variant, sha256_file
 from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
 
@@ -68,7 +69,7 @@ def _normalise_precisions(precisions: Iterable[str] | str) -> tuple[str, ...]:
     items = precisions.split(",") if isinstance(precisions, str) else list(precisions)
     chosen = tuple(dict.fromkeys(check_precision(p.strip()) for p in items if p.strip()))
     if not chosen:
-        raise check_precision("")  # raises with the list of known precisions
+        raise UnknownNameError(f"no precision given; choose from {', '.join(PRECISIONS)}")
     return tuple(p for p in PRECISIONS if p in chosen)
 
 

@@ -1,0 +1,95 @@
+"""Every seed architecture in every precision, checked against PyTorch inside the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY_CHECKPOINTS
+from export_helpers import encode, onnx_outputs, torch_outputs
+
+from distilrt.runtime.manifest import Manifest, sha256_file
+
+TASK_OF = {
+    "distilbert-qa-uncased": "question-answering",
+    "distilbert-qa-cased": "question-answering",
+    "distilbert-mlm-uncased": "fill-mask",
+    "roberta-mlm": "fill-mask",
+    "distilbert-features-cased": "feature-extraction",
+    "distilbert-classifier": "text-classification",
+}
+NAMES = sorted(TINY_CHECKPOINTS)
+
+
+def _valid(name: str, array: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return array if array.ndim == 2 and name == "logits" else array[mask.astype(bool)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundle_layout_and_manifest(make_bundle, name: str) -> None:
+    bundle = make_bundle(name)
+    for relative in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                     "onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx", "manifest.json"):
+        assert (bundle / relative).is_file(), relative
+    manifest = Manifest.read(bundle)
+    assert manifest.task == TASK_OF[name]
+    assert set(manifest.variants) == {"fp32", "fp16", "int8"}
+    for variant in manifest.variants.values():
+        path = bundle / variant.file
+        assert variant.bytes == path.stat().st_size
+        assert variant.sha256 == sha256_file(path)
+        assert variant.parity["max_abs_diff"], variant
+    for package in ("onnx", "onnxruntime", "torch", "transformers", "optimum"):
+        assert package in manifest.versions
+    assert manifest.variants["int8"].details["preset"]["name"] in {"avx512_vnni", "avx2", "arm64"}
+    assert "token_type_ids" not in manifest.inputs or manifest.model_type == "bert"
+    # no staging leftovers beside the bundle
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]
+    json.loads((bundle / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("precision,file,tolerance", [
+    ("fp32", "onnx/model.onnx", 1e-4),
+    ("fp16", "onnx/model_fp16.onnx", 1e-2),
+])
+def test_float_variants_match_pytorch(make_checkpoint, make_bundle, name: str, precision: str, file: str,
+                                      tolerance: float) -> None:
+    checkpoint, bundle = make_checkpoint(name), make_bundle(name)
+    task = TASK_OF[name]
+    inputs = encode(checkpoint, task)
+    assert (inputs["attention_mask"] == 0).any(), "the batch must include padding"
+    ref = torch_outputs(checkpoint, task, inputs)
+    got = onnx_outputs(bundle / file, inputs)
+    for output, value in got.items():
+        assert np.isfinite(value).all(), output
+        diff = np.abs(_valid(output, value, inputs["attention_mask"]) - _valid(output, ref[output], inputs["attention_mask"]))
+        assert diff.max() <= tolerance, (output, float(diff.max()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_int8_agrees_with_pytorch(make_checkpoint, make_bundle, name: str) -> None:
+    checkpoint, bundle = make_checkpoint(name), make_bundle(name)
+    task = TASK_OF[name]
+    inputs = encode(checkpoint, task)
+    ref = torch_outputs(checkpoint, task, inputs)
+    got = onnx_outputs(bundle / "onnx/model_quantized.onnx", inputs)
+    mask = inputs["attention_mask"].astype(bool)
+    if task == "question-answering":
+        for key in ("start_logits", "end_logits"):
+            r = np.where(mask, ref[key], -np.inf).argmax(1)
+            g = np.where(mask, got[key], -np.inf).argmax(1)
+            np.testing.assert_array_equal(g, r)
+    elif task == "fill-mask":
+        from transformers import AutoTokenizer
+
+        at_mask = inputs["input_ids"] == AutoTokenizer.from_pretrained(str(checkpoint)).mask_token_id
+        np.testing.assert_array_equal(got["logits"][at_mask].argmax(-1), ref["logits"][at_mask].argmax(-1))
+    elif task == "text-classification":
+        np.testing.assert_array_equal(got["logits"].argmax(-1), ref["logits"].argmax(-1))
+    else:
+        from export_helpers import cosine, mean_pool
+
+        cos = cosine(mean_pool(got["last_hidden_state"], mask), mean_pool(ref["last_hidden_state"], mask))
+        assert cos.min() >= 0.99, cos
