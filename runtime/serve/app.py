@@ -90,10 +90,13 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
+        route = route_label(scope["path"])
+        self.metrics.in_flight.add(1, route=route)
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            self.metrics.observe_request(route=route_label(scope["path"]), model=str(state.get("distilrt_model", "")),
+            self.metrics.in_flight.add(-1, route=route)
+            self.metrics.observe_request(route=route, model=str(state.get("distilrt_model", "")),
                                          status=status, seconds=time.perf_counter() - started)
 
 

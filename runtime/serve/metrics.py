@@ -96,6 +96,11 @@ class Gauge(_Family):
         with self._lock:
             self._values[key] = float(value)
 
+    def add(self, amount: float, **labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
     def value(self, **labels: str) -> float:
         with self._lock:
             return self._values.get(self._key(labels), 0.0)
@@ -178,9 +183,11 @@ class ServeMetrics:
         self.rejected = Counter("distilrt_rejected_total", "Requests refused because the model's queue was full.",
                                 ("model",))
         self.ready = Gauge("distilrt_model_ready", "1 once the model is loaded and warmed up.", ("model",))
+        self.in_flight = Gauge("distilrt_requests_in_flight", "HTTP requests received and not yet answered.",
+                               ("route",))
         self._families: tuple[_Family, ...] = (
             self.requests, self.errors, self.latency, self.batch_inputs, self.batch_requests,
-            self.inference, self.queue_depth, self.rejected, self.ready,
+            self.inference, self.queue_depth, self.rejected, self.ready, self.in_flight,
         )
 
     def observe_request(self, *, route: str, model: str, status: int, seconds: float) -> None:
