@@ -11,26 +11,35 @@ from .errors import (
     DistilrtError,
     HubUnreachableError,
     InputError,
+    MaskTokenMissingError,
     MissingDependencyError,
     OutputExistsError,
     OutputNotWritableError,
     ParityError,
     ProviderUnavailableError,
+    TaskMismatchError,
     UnknownNameError,
 )
+from .bundle import Bundle, load_bundle
 from .manifest import Manifest
+from .pipeline import pipeline
 
 __all__ = [
+    "Bundle",
     "BundleError",
     "CheckpointError",
     "DistilrtError",
     "HubUnreachableError",
     "InputError",
     "Manifest",
+    "MaskTokenMissingError",
     "MissingDependencyError",
     "OutputExistsError",
     "OutputNotWritableError",
     "ParityError",
     "ProviderUnavailableError",
+    "TaskMismatchError",
     "UnknownNameError",
+    "load_bundle",
+    "pipeline",
 ]

@@ -59,3 +59,11 @@ class MissingDependencyError(DistilrtError, ImportError):
 
 class OutputNotWritableError(DistilrtError, PermissionError):
     """The export target cannot be created or written."""
+
+
+class TaskMismatchError(InputError):
+    """A task was asked of a bundle exported for a different one (its ONNX graph has other outputs)."""
+
+
+class MaskTokenMissingError(InputError):
+    """A fill-mask text holds no mask token; the message names the model's mask token."""

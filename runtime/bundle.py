@@ -1,0 +1,92 @@
+"""Bundle loading: the manifest, the model config, and which variant to run on which provider."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleError, TaskMismatchError, UnknownNameError
+from .manifest import Manifest
+from .registry import PRECISIONS, TASKS, check_task
+
+logger = logging.getLogger(__name__)
+
+PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
+#: What ``precision="auto"`` prefers per device, best first.
+AUTO_PRECISION: dict[str, tuple[str, ...]] = {
+    "cpu": ("int8", "fp32", "fp16"),
+    "cuda": ("fp16", "fp32", "int8"),
+}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle directory as read from disk (nothing is verified or opened yet besides JSON)."""
+
+    path: Path
+    manifest: Manifest
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    @property
+    def vocab_size(self) -> int | None:
+        value = self.config.get("vocab_size")
+        return int(value) if isinstance(value, int) else None
+
+    def check_task(self, task: str | None) -> str:
+        """The task to run: ``task`` if the bundle was exported for it, the bundle's own if None."""
+        if task is None:
+            return self.manifest.task
+        if task not in TASKS:
+            check_task(task)  # raises UnknownNameError listing the tasks
+        if task != self.manifest.task:
+            raise TaskMismatchError(
+                f"bundle {self.manifest.name!r} was exported for {self.manifest.task}, not {task}; its graph has the "
+                f"outputs {', '.join(self.manifest.outputs)}. Use pipeline({self.manifest.task!r}, ...) or pipeline(None, ...), "
+                f"or re-export the checkpoint with `distilrt export MODEL --task {task}`"
+            )
+        return task
+
+    def choose_precision(self, precision: str, *, device: str) -> str:
+        """Resolve ``precision`` for a device ("cpu" or "cuda"); ``auto`` falls back to what the bundle has."""
+        if precision not in PRECISION_CHOICES:
+            raise UnknownNameError(f"unknown precision {precision!r}; known: {', '.join(PRECISION_CHOICES)}")
+        if precision != "auto":
+            self.manifest.variant(precision)  # raises BundleError listing the variants the bundle has
+            return precision
+        preferred = AUTO_PRECISION[device]
+        for candidate in preferred:
+            variant = self.manifest.variants.get(candidate)
+            if variant is None:
+                continue
+            if candidate == "int8" and variant.details.get("target_met") is False:
+                logger.info("precision auto: the int8 variant of %s missed its agreement target at export; skipping it",
+                            self.manifest.name)
+                continue
+            if candidate != preferred[0]:
+                logger.info("precision auto: bundle %s has no usable %s variant for %s; using %s (it has: %s)",
+                            self.manifest.name, preferred[0], device, candidate, ", ".join(self.manifest.variants))
+            return candidate
+        raise BundleError(f"bundle {self.manifest.name!r} lists no variants; re-export it")
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read a bundle's ``manifest.json`` and ``config.json`` (model files are verified when opened)."""
+    directory = Path(path).expanduser()
+    manifest = Manifest.read(directory)
+    config_path = directory / "config.json"
+    config: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BundleError(f"cannot read {config_path}: {exc}; re-export the bundle") from exc
+    else:
+        raise BundleError(f"bundle {directory} has no config.json; re-export it with `distilrt export`")
+    return Bundle(directory, manifest, config)

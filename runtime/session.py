@@ -1,0 +1,209 @@
+"""The ONNX Runtime session: verified loading, session options, the optimised-model cache, IO binding.
+
+``InferenceSession.run`` is thread-safe, so one :class:`ModelSession` serves every thread.  The only
+per-call state (IO binding objects and reused device buffers) is thread-local.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .cache import OptimizedModelCache
+from .errors import BundleError, InputError
+from .manifest import Manifest
+from .providers import ProviderPlan, check_session_providers
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+_ORT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+#: Device buffers kept per thread for IO binding (one per input name and shape).
+_MAX_BOUND_BUFFERS = 64
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (hyper-threads share a core's execution units)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical = core = None
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    physical = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not line.strip():
+                    if core is not None:
+                        cores.add((physical or "0", core))
+                    physical = core = None
+            if core is not None:
+                cores.add((physical or "0", core))
+    except OSError:
+        pass
+    return max(1, min(usable, len(cores) or usable))
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a session is built (everything except which file and which provider)."""
+
+    threads: int | None = None  # intra-op threads; None = physical cores
+    optimization: str = "all"  # ORT graph optimisation level
+    optimized_cache: bool = True  # save / reuse the optimised graph next to the bundle
+    cache_dir: Path | None = None  # default: <bundle>/.cache
+    io_binding: bool | None = None  # None = on for GPU providers
+
+    def __post_init__(self) -> None:
+        if self.optimization not in OPTIMIZATION_LEVELS:
+            raise InputError(f"unknown graph optimisation level {self.optimization!r}; known: {', '.join(OPTIMIZATION_LEVELS)}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InputError(f"threads must be a positive integer or None (got {self.threads!r})")
+
+
+def session_options(settings: SessionSettings, *, optimization: str | None = None) -> Any:
+    """``onnxruntime.SessionOptions`` for ``settings`` (``optimization`` overrides its level)."""
+    import onnxruntime as ort
+
+    level = optimization or settings.optimization
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads or physical_cores()
+    options.inter_op_num_threads = 1  # encoder graphs are one chain; parallelism is within operators
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    options.log_severity_level = 3
+    return options
+
+
+def read_verified(directory: Path, manifest: Manifest, precision: str) -> tuple[Path, bytes]:
+    """Read a variant's bytes and check them against the manifest's SHA-256 before anything parses them.
+
+    Hashing the very bytes that are then handed to ONNX Runtime leaves no window for the file to
+    change between the check and the load.
+    """
+    variant = manifest.variant(precision)
+    path = Path(directory) / variant.file
+    if not path.is_file():
+        raise BundleError(f"bundle file {path} is missing (the manifest lists it for {precision}); re-export the bundle")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != variant.sha256:
+        raise BundleError(
+            f"{path} does not match the manifest (SHA-256 {actual[:16]}… != {variant.sha256[:16]}…); the file was "
+            "modified or corrupted. Re-export the bundle; distilrt will not run it"
+        )
+    return path, data
+
+
+class ModelSession:
+    """A verified ONNX model in an ONNX Runtime session, with the feeds it declares."""
+
+    def __init__(self, directory: Path, manifest: Manifest, precision: str, plan: ProviderPlan,
+                 settings: SessionSettings = SessionSettings(), *, file_precision: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.precision = precision
+        file_precision = file_precision or precision
+        path, data = read_verified(directory, manifest, file_precision)
+        self.path = path
+        variant = manifest.variant(file_precision)
+        cache = None
+        if settings.optimized_cache and settings.optimization != "disabled" and plan.name != "tensorrt":
+            cache = OptimizedModelCache.for_variant(directory, variant.file, variant.sha256, provider=plan.name,
+                                                    level=settings.optimization, cache_dir=settings.cache_dir)
+        self.session, self.from_cache = self._build(ort, data, plan, settings, cache)
+        self.plan = check_session_providers(plan, self.session.get_providers())
+        self.providers: list[str] = list(self.session.get_providers())
+        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
+        self.input_dtypes = {i.name: _ORT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
+        self.io_binding = settings.io_binding if settings.io_binding is not None else self.plan.device != "cpu"
+        self._local = threading.local()
+        logger.info("loaded %s (%s) on %s%s", path.name, precision, ", ".join(self.providers),
+                    " from the optimised-model cache" if self.from_cache else "")
+
+    @staticmethod
+    def _build(ort: Any, data: bytes, plan: ProviderPlan, settings: SessionSettings,
+               cache: OptimizedModelCache | None) -> tuple[Any, bool]:
+        def create(model: bytes, options: Any) -> Any:
+            return ort.InferenceSession(model, options, providers=plan.names, provider_options=plan.options)
+
+        if cache is not None:
+            cached = cache.load()
+            if cached is not None:
+                try:
+                    # The cached graph is already optimised; optimising it again is the cost it saves.
+                    return create(cached, session_options(settings, optimization="disabled")), True
+                except Exception as exc:  # ORT raises its own exception types
+                    logger.warning("could not load the optimised-model cache %s (%s); rebuilding it", cache.path, exc)
+                    cache.discard()
+        options = session_options(settings)
+        staged = cache.staging_path() if cache is not None else None
+        if staged is not None:
+            options.optimized_model_filepath = str(staged)
+        try:
+            session = create(data, options)
+        except Exception as exc:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise BundleError(f"onnxruntime cannot load the model: {exc}") from exc
+        if staged is not None and cache is not None:
+            cache.commit(staged)
+        return session, False
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph; every output comes back as a float32 numpy array, keyed by name."""
+        if self.io_binding:
+            values = self._run_bound(feeds)
+        else:
+            values = self.session.run(self.output_names, feeds)
+        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, values)}
+
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        """Run with inputs and outputs bound on the provider's device; input buffers are reused per shape."""
+        import onnxruntime as ort
+
+        device, device_id = self.plan.device, self.plan.device_id
+        buffers: dict[tuple[str, tuple[int, ...], str], Any] = getattr(self._local, "buffers", None) or {}
+        self._local.buffers = buffers
+        binding = self.session.io_binding()
+        for name, array in feeds.items():
+            array = np.ascontiguousarray(array)
+            key = (name, array.shape, array.dtype.str)
+            value = buffers.get(key)
+            if value is None:
+                if len(buffers) >= _MAX_BOUND_BUFFERS:
+                    buffers.clear()
+                # A CPU OrtValue shares the numpy array's memory: give it its own copy to overwrite later.
+                value = ort.OrtValue.ortvalue_from_numpy(array.copy(), device, device_id)
+                buffers[key] = value
+            else:
+                value.update_inplace(array)
+            binding.bind_ortvalue_input(name, value)
+        for name in self.output_names:
+            binding.bind_output(name, device, device_id)
+        binding.synchronize_inputs()
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return binding.copy_outputs_to_cpu()

@@ -1,0 +1,135 @@
+"""What every task shares: input checks, and encodings -> sorted batches -> session -> rows in input order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
+
+import numpy as np
+from tokenizers import Encoding
+
+from ..batching import length_sorted_batches, pad_batch
+from ..bundle import Bundle
+from ..errors import InputError
+from ..manifest import Manifest
+from ..session import ModelSession
+from ..tokenizer import TextTokenizer
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+#: Turns one encoding's slice of the batch outputs (padding removed) into what the task keeps.
+RowFn = Callable[[dict[str, np.ndarray], Encoding], R]
+
+
+def as_text_list(value: Any, what: str, *, allow_empty: bool = False) -> tuple[list[str], bool]:
+    """``(texts, was_single)`` for a string or a list/tuple of strings; typed errors for anything else."""
+    if isinstance(value, str):
+        texts, single = [value], True
+    elif isinstance(value, (list, tuple)):
+        texts, single = list(value), False
+    else:
+        raise InputError(f"{what} must be a string or a list of strings, got {type(value).__name__}")
+    for index, text in enumerate(texts):
+        where = what if single else f"{what}[{index}]"
+        if not isinstance(text, str):
+            raise InputError(f"{where} must be a string, got {type(text).__name__} ({text!r:.60})")
+        if not allow_empty and not text.strip():
+            raise InputError(f"{where} is empty or only whitespace; pass some text")
+    return texts, single
+
+
+def check_top_k(top_k: Any, *, allow_none: bool = False) -> int | None:
+    if top_k is None and allow_none:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        allowed = "a positive integer" + (" or None" if allow_none else "")
+        raise InputError(f"top_k must be {allowed}, got {top_k!r}")
+    return top_k
+
+
+class Task:
+    """A callable pipeline for one task over one bundle; safe to call from several threads at once."""
+
+    task: ClassVar[str] = ""
+    #: Outputs the graph must have for this task.
+    required_outputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, bundle: Bundle, session: ModelSession, tokenizer: TextTokenizer, batch_size: int = 32) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        missing = [name for name in self.required_outputs if name not in session.output_names]
+        if missing:
+            from ..errors import BundleError
+
+            raise BundleError(f"bundle {bundle.manifest.name!r} has outputs {session.output_names}, but {self.task} "
+                              f"needs {missing}; re-export it with `--task {self.task}`")
+        self.bundle = bundle
+        self.session = session
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    # -- resolved values ------------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    @property
+    def precision(self) -> str:
+        return self.session.precision
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.providers)
+
+    @property
+    def max_sequence_length(self) -> int:
+        return self.tokenizer.max_length
+
+    @property
+    def mask_token(self) -> str | None:
+        return self.tokenizer.mask_token
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(bundle={str(self.bundle.path)!r}, precision={self.precision!r}, "
+                f"providers={self.providers})")
+
+    # -- shared execution -----------------------------------------------------------------------------
+
+    def check_lengths(self, encodings: Sequence[Encoding], texts: Sequence[str], *, hint: str) -> None:
+        """Refuse (never silently cut) inputs longer than the model's maximum sequence length."""
+        limit = self.max_sequence_length
+        for index, encoding in enumerate(encodings):
+            if len(encoding.ids) > limit:
+                raise InputError(
+                    f"input {index} has {len(encoding.ids)} tokens, more than this model's maximum of {limit} "
+                    f"({texts[index][:40]!r}...); {hint}"
+                )
+
+    def run_rows(self, encodings: Sequence[Encoding], row: RowFn[R]) -> list[R]:
+        """Run every encoding through the model in length-sorted batches; ``row`` results in input order.
+
+        ``row`` sees each encoding's outputs with the padding removed (per-token outputs are cut to
+        that encoding's length; per-sequence outputs are passed whole).
+        """
+        results: list[Any] = [None] * len(encodings)
+        for batch in length_sorted_batches([len(e.ids) for e in encodings], self.batch_size):
+            chosen = [encodings[i] for i in batch]
+            feeds = pad_batch(chosen, pad_id=self.tokenizer.pad_id, input_names=self.session.input_names,
+                              dtypes=self.session.input_dtypes)
+            outputs = self.session.run(feeds)
+            width = feeds["input_ids"].shape[1]
+            for position, index in enumerate(batch):
+                length = len(encodings[index].ids)
+                sliced = {}
+                for name, value in outputs.items():
+                    item = value[position]
+                    sliced[name] = item[:length] if item.ndim >= 1 and value.ndim >= 2 and value.shape[1] == width \
+                        and name != "logits_per_sequence" and self._per_token(name, value) else item
+                results[index] = row(sliced, encodings[index])
+        return results
+
+    def _per_token(self, name: str, value: np.ndarray) -> bool:
+        """Whether an output has a sequence axis (second axis); sequence classification logits do not."""
+        return not (self.task == "text-classification" and name == "logits")

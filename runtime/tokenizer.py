@@ -1,0 +1,184 @@
+"""Tokenization with the Rust ``tokenizers`` library, read from a bundle's ``tokenizer.json``.
+
+The wrapped :class:`tokenizers.Tokenizer` is never mutated after loading, so one instance serves many
+threads.  Options that need a differently configured tokenizer (truncation length and stride) get their
+own copy, built once per configuration under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from tokenizers import Encoding, Tokenizer
+
+from .errors import BundleError, InputError
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILE = "tokenizer.json"
+_SPECIAL_NAMES = ("mask_token", "pad_token", "cls_token", "sep_token", "unk_token", "bos_token", "eos_token")
+#: How many differently-truncating tokenizer copies to keep (one per (length, stride) in use).
+_MAX_VARIANTS = 16
+
+
+def clean_up_spaces(text: str) -> str:
+    """Remove the spaces decoding puts before punctuation and English contractions.
+
+    The same rule set ``transformers`` applies when a tokenizer's ``clean_up_tokenization_spaces`` is set.
+    """
+    for spaced, joined in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                           (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        text = text.replace(spaced, joined)
+    return text
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):  # {"content": "[MASK]", "lstrip": ...}
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class TextTokenizer:
+    """A bundle's tokenizer: encodings for single texts and question/context pairs, and decoding."""
+
+    def __init__(self, tokenizer: Tokenizer, *, special_tokens: dict[str, str], clean_up: bool,
+                 max_length: int, source: str = "") -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._serialized: str | None = None
+        self._variants: dict[tuple[int, int, str], Tokenizer] = {}
+        self._lock = threading.Lock()
+        self.special_tokens = dict(special_tokens)
+        self.clean_up = clean_up
+        self.max_length = max_length
+        self.source = source
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        self.pad_id = self._id_of("pad_token", default=0)
+        self.cls_id = self._id_of("cls_token")
+        self.mask_token = special_tokens.get("mask_token")
+        self.mask_id = self._id_of("mask_token")
+
+    @classmethod
+    def from_bundle(cls, directory: Path, *, max_length: int, model_vocab_size: int | None) -> "TextTokenizer":
+        """Load ``tokenizer.json`` and the special tokens; refuse a vocabulary the model cannot embed."""
+        path = Path(directory) / TOKENIZER_FILE
+        if not path.is_file():
+            raise BundleError(f"bundle {directory} has no {TOKENIZER_FILE}; re-export it with `distilrt export`")
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the Rust error type is not exported
+            raise BundleError(f"cannot load {path}: {exc}") from exc
+        config = _read_json(Path(directory) / "tokenizer_config.json")
+        special_map = _read_json(Path(directory) / "special_tokens_map.json")
+        special: dict[str, str] = {}
+        for name in _SPECIAL_NAMES:
+            text = _token_text(special_map.get(name)) or _token_text(config.get(name))
+            if text is not None:
+                special[name] = text
+        result = cls(tokenizer, special_tokens=special, clean_up=bool(config.get("clean_up_tokenization_spaces", False)),
+                     max_length=max_length, source=str(path))
+        if model_vocab_size is not None and result.vocab_size > model_vocab_size:
+            raise BundleError(
+                f"{path} has {result.vocab_size} tokens but the model embeds only {model_vocab_size} "
+                "(config.json vocab_size); token ids past the embedding table would crash or read garbage. "
+                "The tokenizer does not belong to this model: re-export the bundle from one checkpoint"
+            )
+        return result
+
+    def _id_of(self, name: str, *, default: int | None = None) -> int | None:
+        text = self.special_tokens.get(name)
+        found = self._tokenizer.token_to_id(text) if text is not None else None
+        return default if found is None else found
+
+    # -- encoding -------------------------------------------------------------------------------------
+
+    def _configured(self, max_length: int, stride: int, strategy: str) -> Tokenizer:
+        """A copy of the tokenizer truncating at ``max_length`` with ``stride`` (made once, then shared)."""
+        key = (max_length, stride, strategy)
+        found = self._variants.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            if key not in self._variants:
+                if self._serialized is None:
+                    self._serialized = self._tokenizer.to_str()
+                copy = Tokenizer.from_str(self._serialized)
+                copy.no_padding()
+                copy.enable_truncation(max_length, stride=stride, strategy=strategy)
+                if len(self._variants) >= _MAX_VARIANTS:
+                    self._variants.pop(next(iter(self._variants)))
+                self._variants[key] = copy
+            return self._variants[key]
+
+    def encode(self, texts: Sequence[str], *, truncate_to: int | None = None) -> list[Encoding]:
+        """Encode single texts with special tokens; truncate to ``truncate_to`` tokens only if asked."""
+        tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
+        return tokenizer.encode_batch(list(texts), add_special_tokens=True)
+
+    def encode_plain(self, text: str) -> Encoding:
+        """Encode without special tokens (for counting and target lookup)."""
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]], *, truncate_to: int | None = None) -> list[Encoding]:
+        """Encode (text, text_pair) inputs with special tokens."""
+        tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
+        return tokenizer.encode_batch(list(pairs), add_special_tokens=True)
+
+    def num_special_tokens(self, *, pair: bool) -> int:
+        return self._tokenizer.num_special_tokens_to_add(pair)
+
+    def encode_windows(self, question: str, context: str, *, max_seq_len: int, doc_stride: int,
+                       max_question_len: int) -> list[Encoding]:
+        """Encode a question with its context, splitting the context into overlapping windows.
+
+        Every window holds the whole (possibly shortened) question and at most ``max_seq_len`` tokens;
+        consecutive windows share ``doc_stride`` context tokens, so no part of the context is dropped.
+        A question longer than ``max_question_len`` tokens is cut to that many tokens first.
+        """
+        question_tokens = self.encode_plain(question)
+        if len(question_tokens.ids) > max_question_len:
+            cut = question_tokens.offsets[max_question_len - 1][1]
+            logger.debug("question has %d tokens; keeping the first %d", len(question_tokens.ids), max_question_len)
+            question = question[:cut]
+            question_tokens = self.encode_plain(question)
+        room = max_seq_len - len(question_tokens.ids) - self.num_special_tokens(pair=True)
+        if room < 1:
+            raise InputError(
+                f"the question takes {len(question_tokens.ids)} tokens, leaving no room for the context within "
+                f"max_seq_len={max_seq_len}; pass a larger max_seq_len or a smaller max_question_len"
+            )
+        context_length = len(self.encode_plain(context).ids)
+        if context_length > room and doc_stride >= room:
+            raise InputError(
+                f"doc_stride={doc_stride} must be smaller than the {room} context tokens that fit in one window "
+                f"(max_seq_len={max_seq_len} minus the question and special tokens); pass a smaller doc_stride "
+                "or a larger max_seq_len"
+            )
+        encoding = self._configured(max_seq_len, doc_stride, "only_second").encode(question, context)
+        return [encoding, *encoding.overflowing]
+
+    # -- decoding -------------------------------------------------------------------------------------
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
+        text = self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        return clean_up_spaces(text) if self.clean_up else text
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._tokenizer.id_to_token(token_id)
