@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "export": "distilrt.export.cli",
     "info": "distilrt.runtime.commands.info",
     "serve": "distilrt.runtime.commands.serve",
+    "bench": "distilrt.runtime.commands.bench",
 }
 
 

@@ -1,0 +1,224 @@
+"""Results to disk: ratios, targets, JSON, a Markdown table and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PEERS = ("torch-fp32", "torch-int8", "optimum-fp32", "optimum-int8")
+SYSTEM_ORDER = ("torch-fp32", "torch-int8", "optimum-fp32", "optimum-int8", "distilrt-fp32", "distilrt-fp16",
+                "distilrt-int8")
+
+
+def _index(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["model"], r["workload"], r["system"]): r for r in rows}
+
+
+def _speed(row: dict[str, Any]) -> float:
+    """Higher is better: 1/p50 for latency rows, items per second for throughput rows."""
+    if row["kind"] == "latency":
+        return 1000.0 / row["latency_ms"]["p50"]
+    return float(row["throughput"])
+
+
+def add_ratios(result: dict[str, Any]) -> None:
+    """Each distilrt row gets ``speedup_vs[peer]`` = how many times faster it is than that peer."""
+    index = _index(result["rows"])
+    for row in result["rows"]:
+        if row["family"] != "distilrt":
+            continue
+        row["speedup_vs"] = {peer: round(_speed(row) / _speed(index[(row["model"], row["workload"], peer)]), 3)
+                             for peer in PEERS if (row["model"], row["workload"], peer) in index}
+
+
+def _target(name: str, measured: float | None, goal: float, *, at_most: bool = False, how: str = "") -> dict[str, Any]:
+    met = None if measured is None else (measured <= goal if at_most else measured >= goal)
+    return {"target": name, "goal": goal, "measured": None if measured is None else round(measured, 3),
+            "met": met, "comparison": "<=" if at_most else ">=", "how": how}
+
+
+def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's speed targets, each with the measured figure (None when the run did not measure it)."""
+    index = _index(result["rows"])
+
+    def ratio(workload: str, system: str, peer: str) -> float | None:
+        row = index.get(("distilbert-qa", workload, system))
+        return None if row is None else row.get("speedup_vs", {}).get(peer)
+
+    targets = [
+        _target("int8 QA b1x128 vs transformers PyTorch fp32", ratio("qa-b1-128", "distilrt-int8", "torch-fp32"), 6.0),
+        _target("int8 QA b1x128 vs optimum int8", ratio("qa-b1-128", "distilrt-int8", "optimum-int8"), 1.3),
+        _target("fp32 QA b1x384 vs optimum fp32", ratio("qa-b1-384", "distilrt-fp32", "optimum-fp32"), 1.5),
+        _target("int8 QA b1x384 vs optimum int8", ratio("qa-b1-384", "distilrt-int8", "optimum-int8"), 1.5),
+        _target("int8 throughput, 256 mixed pairs, vs optimum int8 (each at its best batch)",
+                ratio("qa-256-mixed", "distilrt-int8", "optimum-int8"), 1.5),
+    ]
+    for workload in ("qa-b1-128", "qa-b1-384", "qa-b8-128"):
+        for precision, goal in (("int8", 0.7), ("fp32", 0.8)):
+            row = index.get(("distilbert-qa", workload, f"distilrt-{precision}"))
+            targets.append(_target(f"{precision} efficiency end to end, {workload}",
+                                   None if row is None else row.get("efficiency"), goal,
+                                   how=f"matmul ops / p50 / measured {precision} GEMM peak"))
+    for kernel in result.get("kernel", []):
+        if kernel["source"] == "distilrt":
+            goal = 0.7 if kernel["precision"] == "int8" else 0.8
+            targets.append(_target(f"{kernel['precision']} efficiency, session only, {kernel['batch']}x{kernel['seq']}",
+                                   kernel["efficiency"], goal, how="ORT session on the bundle file, no tokenizer"))
+    cold = result.get("footprint", {}).get("cold_start", {})
+    ours = next((v for k, v in cold.items() if k.startswith("distilrt")), None)
+    theirs = cold.get("transformers-fp32")
+    if ours and theirs:
+        targets.append(_target("cold start to first answer / transformers'", ours["process_s"] / theirs["process_s"],
+                               0.2, at_most=True))
+        targets.append(_target("peak RSS / transformers'", ours["rss_mb"] / theirs["rss_mb"], 1 / 3, at_most=True))
+    return targets
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "—"
+    if row["kind"] == "latency":
+        lat = row["latency_ms"]
+        return f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}"
+    return f"{row['throughput']:.1f}/s (b{row['batch_size']})"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The human-readable summary: per-model tables, efficiency, footprint and the targets."""
+    machine, settings = result["machine"], result["settings"]
+    lines = [
+        "# distilrt benchmark",
+        "",
+        f"{machine['cpu']}, {machine['logical_cores']} logical cores, ISA {' '.join(machine['isa'])}; "
+        f"{settings['threads']} threads for every system; load average at start {machine.get('load_average')}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
+        f"Mode: {'quick (smoke check)' if settings['quick'] else 'full'}. Stand-in models have the full-size "
+        "architecture with seeded random weights (latency depends on shapes, not weight values); "
+        "all-MiniLM-L6-v2 has its real weights.",
+        "",
+        "Latency cells: p50 / p95 / p99 in ms, end to end (tokenize + run + post-process). "
+        "Throughput cells: items per second at the system's best batch size (in brackets).",
+        "",
+    ]
+    peaks = result.get("peaks", {})
+    if peaks:
+        lines += [f"Measured GEMM peak (ONNX Runtime, {settings['threads']} threads): "
+                  + ", ".join(f"{k} {v['gops']:.1f} GOP/s" for k, v in peaks.items()) + ".", ""]
+    index = _index(result["rows"])
+    for key, info in result["models"].items():
+        loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
+        systems = [s for s in SYSTEM_ORDER if any((key, w, s) in index for w in loads)]
+        lines += [f"## {info['label']} — {info['task']}", "",
+                  "| system | " + " | ".join(loads) + " |", "|---|" + "---|" * len(loads)]
+        for system in systems:
+            label = index[next((key, w, system) for w in loads if (key, w, system) in index)]["label"]
+            lines.append(f"| {label} | " + " | ".join(_cell(index.get((key, w, system))) for w in loads) + " |")
+        lines.append("")
+        ours = [s for s in systems if s.startswith("distilrt")]
+        if ours:
+            lines += ["Speed-up of distilrt (x, higher is better):", "",
+                      "| distilrt | workload | " + " | ".join(p for p in PEERS) + " | efficiency |",
+                      "|---|---|" + "---|" * (len(PEERS) + 1)]
+            for system in ours:
+                for w in loads:
+                    row = index.get((key, w, system))
+                    if row is None:
+                        continue
+                    ratios = row.get("speedup_vs", {})
+                    eff = f"{row['efficiency']:.0%} of {row['efficiency_peak']}" if "efficiency" in row else ""
+                    lines.append(f"| {system} | {w} | " + " | ".join(
+                        f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS) + f" | {eff} |")
+            lines.append("")
+    if result.get("kernel"):
+        lines += ["## Session-only efficiency (ORT session on the ONNX file, no tokenizer)", "",
+                  "| graph | precision | shape | p50 ms | matmul GOP | efficiency |", "|---|---|---|---|---|---|"]
+        for k in result["kernel"]:
+            lines.append(f"| {k['source']} | {k['precision']} | {k['batch']}x{k['seq']} | {k['latency_ms']['p50']:.2f} "
+                         f"| {k['matmul_gops']:.2f} | {k['efficiency']:.0%} |")
+        lines.append("")
+    lines += _footprint_lines(result.get("footprint", {}))
+    gpu = result.get("gpu", {})
+    if gpu and not gpu.get("measured"):
+        lines += [f"GPU rows ({', '.join(gpu['systems'])}) skipped: {gpu['reason']}.", ""]
+    for skipped in result.get("skipped", []):
+        lines += [f"Skipped {', '.join(skipped['systems'])}: {skipped['reason']}.", ""]
+    targets = result.get("targets", [])
+    if targets:
+        lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+        for t in targets:
+            measured = "not measured" if t["measured"] is None else f"{t['measured']:.3g}"
+            met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
+            lines.append(f"| {t['target']} | {t['comparison']} {t['goal']:.3g} | {measured} | {met} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _footprint_lines(found: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if not found:
+        return lines
+    lines += ["## Footprint", ""]
+    for name, figures in found.get("cold_start", {}).items():
+        lines.append(f"- {name}: {figures['process_s']:.2f} s from process start to first answer "
+                     f"(imports {figures['import_s']:.2f} s, load {figures['load_s']:.2f} s), "
+                     f"peak RSS {figures['rss_mb']:.0f} MB")
+    sizes = found.get("bundle_bytes", {})
+    if sizes:
+        lines.append("- on disk (distilbert-qa): " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()))
+    installed = found.get("installed")
+    if installed:
+        lines.append(f"- installed: runtime only {installed['runtime_only_mb']:.0f} MB; with torch + transformers "
+                     f"+ optimum {installed['torch_transformers_optimum_mb']:.0f} MB (as installed here)")
+    lines.append("")
+    return lines
+
+
+def plots(result: dict[str, Any], out: Path) -> list[Path]:
+    """One bar chart per model: speed relative to the transformers PyTorch fp32 pipeline, per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = _index(result["rows"])
+    written = []
+    for key, info in result["models"].items():
+        loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
+        systems = [s for s in SYSTEM_ORDER if any((key, w, s) in index for w in loads)]
+        if not loads or not systems:
+            continue
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(loads) + 2), 4.2))
+        width = 0.8 / len(systems)
+        for i, system in enumerate(systems):
+            values = []
+            for w in loads:
+                row, base = index.get((key, w, system)), index.get((key, w, "torch-fp32"))
+                values.append(_speed(row) / _speed(base) if row and base else 0.0)
+            ax.bar([x + i * width for x in range(len(loads))], values, width, label=system)
+        ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(loads))], loads)
+        ax.set_ylabel("speed vs transformers PyTorch fp32 (x)")
+        ax.set_title(f"{info['label']}, {result['settings']['threads']} threads")
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.legend(fontsize=8, ncol=2)
+        fig.tight_layout()
+        path = out / f"speedup_{key}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write(result: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Add ratios and targets to ``result`` and write ``results.json``, ``results.md`` and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    add_ratios(result)
+    result["targets"] = evaluate_targets(result)
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(result, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    md_path = out / "results.md"
+    md_path.write_text(markdown(result), encoding="utf-8")
+    written = {"json": json_path, "markdown": md_path}
+    for path in plots(result, out):
+        written[path.stem] = path
+    return written

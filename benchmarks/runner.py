@@ -1,0 +1,233 @@
+"""The comparison runner: every system on every workload of every model, in one process and one run."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import gemm, workloads
+from .machine import machine_info
+from .models import MODELS, BenchModel, prepare
+from .systems import SYSTEMS, distilrt_available, load
+from .timing import time_calls, time_pass
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    kind: str  # "latency": p50/p95/p99 of one call; "throughput": items per second over a fixed set
+    inputs: list[Any]
+    batch_sizes: tuple[int, ...]  # latency: exactly one; throughput: candidates, the best is kept
+    shape: tuple[int, int] | None = None  # (batch, tokens) when every input has a known length
+    note: str = ""
+
+
+@dataclass
+class Settings:
+    threads: int = 2
+    quick: bool = False
+    latency_seconds: float = 3.0
+    min_runs: int = 20
+    throughput_repeats: int = 2
+    peak_seconds: float = 1.0
+    coldstart_repeats: int = 3
+    models: tuple[str, ...] = tuple(MODELS)
+    systems: tuple[str, ...] = tuple(SYSTEMS)
+    work_dir: Path = field(default_factory=lambda: Path("~/.cache/distilrt-bench").expanduser())
+
+    @classmethod
+    def quick_mode(cls, **overrides: Any) -> "Settings":
+        base = dict(quick=True, latency_seconds=0.5, min_runs=5, throughput_repeats=1, peak_seconds=0.3,
+                    coldstart_repeats=1, models=("distilbert-qa",))
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "quick": self.quick, "latency_seconds": self.latency_seconds,
+                "min_runs": self.min_runs, "throughput_repeats": self.throughput_repeats,
+                "peak_seconds": self.peak_seconds, "coldstart_repeats": self.coldstart_repeats,
+                "models": list(self.models), "systems": list(self.systems), "work_dir": str(self.work_dir)}
+
+
+def workloads_for(model: BenchModel, *, quick: bool) -> list[Workload]:
+    if model.task == "question-answering":
+        if quick:
+            return [Workload("qa-b1-128", "latency", [workloads.qa_pair(128)], (1,), (1, 128)),
+                    Workload("qa-48-mixed", "throughput", workloads.throughput_pairs()[:48], (8,),
+                             note="first 48 of the 256 mixed-length pairs, batch 8 only")]
+        loads = [Workload(f"qa-b1-{n}", "latency", [workloads.qa_pair(n)], (1,), (1, n)) for n in workloads.QA_LENGTHS]
+        eight = [workloads.qa_pair(128, seed=workloads.SEED + 17 * i) for i in range(8)]
+        loads.append(Workload("qa-b8-128", "latency", eight, (8,), (8, 128)))
+        loads.append(Workload("qa-256-mixed", "throughput", workloads.throughput_pairs(), (1, 8, 32),
+                              note="256 pairs of 32-384 tokens"))
+        return loads
+    if model.task == "fill-mask":
+        mask = "<mask>" if "roberta" in model.source else "[MASK]"
+        texts = workloads.fill_mask_texts(mask, workloads.FILL_MASK_BATCH)
+        return [Workload("fm-b1", "latency", texts[:1], (1,)),
+                Workload("fm-64-mixed", "throughput", texts, (1, 8, 32), note="64 texts of 8-60 words, top_k=5")]
+    sentences = workloads.sentences()
+    return [Workload("embed-b1", "latency", sentences[:1], (1,)),
+            Workload("embed-1000", "throughput", sentences, (8, 32, 128), note="1,000 sentences of 6-40 words")]
+
+
+class Progress:
+    """One line per measurement on stderr, with elapsed time."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=self.stream, flush=True)
+
+
+def _best_batch(runner: Any, work: Workload, say: Callable[[str], None]) -> tuple[int, dict[str, float]]:
+    """The batch size with the best throughput on a subset (the first 64 inputs)."""
+    if len(work.batch_sizes) == 1:
+        return work.batch_sizes[0], {}
+    subset = work.inputs[:64]
+    runner.run(subset[:8], work.batch_sizes[0])  # warm-up: first calls allocate and pick kernels
+    rates = {}
+    for size in work.batch_sizes:
+        start = time.perf_counter()
+        runner.run(subset, size)
+        rates[str(size)] = len(subset) / (time.perf_counter() - start)
+    best = max(rates, key=rates.get)
+    say(f"    batch sizes tried on {len(subset)} inputs: "
+        + ", ".join(f"{k}: {v:.1f}/s" for k, v in rates.items()) + f" -> {best}")
+    return int(best), {k: round(v, 2) for k, v in rates.items()}
+
+
+def measure_system(runner: Any, work: Workload, settings: Settings, say: Callable[[str], None]) -> dict[str, Any]:
+    row: dict[str, Any] = {"workload": work.key, "kind": work.kind, "items": len(work.inputs)}
+    if work.kind == "latency":
+        size = work.batch_sizes[0]
+        latency = time_calls(lambda: runner.run(work.inputs, size), seconds=settings.latency_seconds,
+                             min_runs=settings.min_runs)
+        row.update(batch_size=size, latency_ms=latency.to_dict(),
+                   throughput=round(len(work.inputs) / (latency.p50 / 1000), 2))
+        say(f"    p50 {latency.p50:8.2f} ms  p95 {latency.p95:8.2f}  p99 {latency.p99:8.2f}  ({latency.runs} runs)")
+    else:
+        size, tried = _best_batch(runner, work, say)
+        seconds = time_pass(lambda: runner.run(work.inputs, size), repeats=settings.throughput_repeats)
+        row.update(batch_size=size, batch_sizes_tried=tried, seconds=round(seconds, 4),
+                   throughput=round(len(work.inputs) / seconds, 2))
+        say(f"    {row['throughput']:8.1f} items/s at batch {size}")
+    return row
+
+
+def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure everything ``settings`` asks for and return the result document."""
+    say = say or Progress()
+    result: dict[str, Any] = {"machine": machine_info(settings.threads), "settings": settings.to_dict(),
+                              "rows": [], "skipped": [], "models": {}}
+    missing = distilrt_available()
+    systems = list(settings.systems)
+    ours = [s for s in systems if s.startswith("distilrt")]
+    if missing and ours:
+        result["skipped"].append({"systems": ours, "reason": missing})
+        say(f"skipping distilrt rows: {missing}")
+        systems = [s for s in systems if s not in ours]
+
+    say(f"preparing models in {settings.work_dir} (built once, then cached)")
+    paths = prepare(list(settings.models), settings.work_dir, progress=say)
+
+    say(f"GEMM peak through ONNX Runtime on {settings.threads} threads")
+    peaks = {kind: gemm.measure_peak(kind, threads=settings.threads, seconds=settings.peak_seconds)
+             for kind in ("fp32", "int8")}
+    result["peaks"] = {k: {"gops": p.gops, "shape": list(p.shape), "per_shape": p.per_shape} for k, p in peaks.items()}
+    say("    " + ", ".join(f"{k} {p.gops:.1f} GOP/s" for k, p in peaks.items()))
+
+    for key in settings.models:
+        model = MODELS[key]
+        config = json.loads((paths[key]["checkpoint"] / "config.json").read_text())
+        result["models"][key] = {"label": model.label, "task": model.task, "random_weights": model.random_weights,
+                                 "paths": {k: str(v) for k, v in paths[key].items()}}
+        loads = workloads_for(model, quick=settings.quick)
+        for system in systems:
+            spec = SYSTEMS[system]
+            say(f"{key}: loading {spec.label}")
+            runner = load(spec, model, paths[key], threads=settings.threads)
+            try:
+                for work in loads:
+                    say(f"  {key} {work.key} {system}")
+                    row = measure_system(runner, work, settings, say)
+                    row.update(model=key, system=system, label=spec.label, family=spec.family,
+                               precision=spec.precision, note=work.note)
+                    if work.shape and work.kind == "latency":
+                        _add_efficiency(row, config, work, model, peaks)
+                    result["rows"].append(row)
+            finally:
+                runner.close()
+    result["kernel"] = _kernel_rows(settings, paths, peaks, say)
+    _footprint(result, settings, paths, say)
+    result["gpu"] = _gpu_rows()
+    return result
+
+
+def _add_efficiency(row: dict[str, Any], config: dict[str, Any], work: Workload, model: BenchModel,
+                    peaks: dict[str, gemm.Peak]) -> None:
+    batch, seq = work.shape  # type: ignore[misc]
+    ops = gemm.matmul_ops(config, batch=batch, seq=seq, task=model.task)
+    peak = peaks["int8" if row["precision"] == "int8" else "fp32"]
+    row["matmul_gops"] = round(ops / 1e9, 3)
+    row["efficiency"] = round(gemm.efficiency(ops, row["latency_ms"]["p50"] / 1000, peak.gops), 4)
+    row["efficiency_peak"] = "int8" if row["precision"] == "int8" else "fp32"
+
+
+def _kernel_rows(settings: Settings, paths: dict[str, dict[str, Path]], peaks: dict[str, gemm.Peak],
+                 say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Session-only efficiency of each distilrt variant (no tokenizer, no post-processing)."""
+    from .kernel import session_latency
+
+    rows = []
+    key = "distilbert-qa"
+    if key not in paths:
+        return rows
+    config = json.loads((paths[key]["checkpoint"] / "config.json").read_text())
+    shapes = ((1, 128),) if settings.quick else ((1, 128), (1, 384), (8, 128))
+    for source in ("distilrt", "optimum"):
+        for precision in ("fp32", "int8"):
+            for batch, seq in shapes:
+                latency = session_latency(source, paths[key], precision, batch=batch, seq=seq,
+                                          threads=settings.threads, seconds=settings.latency_seconds / 2,
+                                          min_runs=settings.min_runs)
+                ops = gemm.matmul_ops(config, batch=batch, seq=seq, task="question-answering")
+                eff = gemm.efficiency(ops, latency.p50 / 1000, peaks[precision].gops)
+                rows.append({"model": key, "source": source, "precision": precision, "batch": batch, "seq": seq,
+                             "latency_ms": latency.to_dict(), "matmul_gops": round(ops / 1e9, 3),
+                             "efficiency": round(eff, 4)})
+                say(f"  session {source} {precision} {batch}x{seq}: p50 {latency.p50:.2f} ms, "
+                    f"{eff:.0%} of the {precision} peak")
+    return rows
+
+
+def _footprint(result: dict[str, Any], settings: Settings, paths: dict[str, dict[str, Path]],
+               say: Callable[[str], None]) -> None:
+    from . import footprint
+
+    key = "distilbert-qa"
+    found: dict[str, Any] = {"installed": footprint.installed_sizes()}
+    if key in paths:
+        found["bundle_bytes"] = footprint.bundle_sizes(bundle=paths[key]["bundle"], optimum_dir=paths[key]["optimum"],
+                                                       checkpoint=paths[key]["checkpoint"])
+        if "distilrt-int8" in settings.systems and not any("distilrt-int8" in s["systems"] for s in result["skipped"]):
+            say("cold start: new process until the first answer (distilrt int8 vs transformers fp32)")
+            found["cold_start"] = footprint.cold_start(checkpoint=paths[key]["checkpoint"], bundle=paths[key]["bundle"],
+                                                       precision="int8", threads=settings.threads,
+                                                       repeats=settings.coldstart_repeats)
+            for name, figures in found["cold_start"].items():
+                say(f"    {name}: {figures['process_s']:.2f} s to first answer, import {figures['import_s']:.2f} s, "
+                    f"peak RSS {figures['rss_mb']:.0f} MB")
+    result["footprint"] = found
+
+
+def _gpu_rows() -> dict[str, Any]:
+    from .gpu import gpu_rows
+
+    return gpu_rows()
