@@ -104,7 +104,8 @@ class FakeFillMask(FakePipeline):
 class FakeFeatures(FakePipeline):
     task = "feature-extraction"
 
-    def __call__(self, texts: Any, *, pooling: str = "auto", normalize: bool | None = None) -> Any:
+    def __call__(self, texts: Any, *, pooling: str = "auto", normalize: bool | None = None,
+                 truncation: bool | None = None) -> Any:
         single = not isinstance(texts, list)
         batch = [texts] if single else texts
         self._record(len(batch))
@@ -123,7 +124,7 @@ class FakeFeatures(FakePipeline):
 class FakeClassifier(FakePipeline):
     task = "text-classification"
 
-    def __call__(self, text: Any, *, top_k: int | None = 1) -> Any:
+    def __call__(self, text: Any, *, top_k: int | None = 1, function_to_apply: str | None = None) -> Any:
         if isinstance(text, list):
             self._record(len(text))
             return [self._one(t, top_k) for t in text]

@@ -167,8 +167,9 @@ class FillMaskHandler(TaskHandler):
 
 class FeatureExtractionHandler(TaskHandler):
     task = "feature-extraction"
-    allowed = {"normalize": "boolean", "pooling": "auto, none, mean or cls", "truncate": "false only",
-               "truncation_direction": "ignored unless truncate"}
+    allowed = {"normalize": "boolean", "pooling": "auto, none, mean, cls or max",
+               "truncate": "boolean: cut inputs longer than the model's maximum instead of refusing them",
+               "truncation_direction": "Right"}
 
     def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
         items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
@@ -180,17 +181,19 @@ class FeatureExtractionHandler(TaskHandler):
         merged = {k: v for k, v in data.items() if k not in ("inputs", "parameters")}
         merged.update(nested or {})
         params = schemas.parameters({"parameters": merged}, self.allowed)
-        if params.get("truncate") is True:
-            raise bad_input("parameters.truncate=true is not supported: inputs longer than the model's "
-                            f"max_sequence_length ({max_length} tokens) are refused, not cut; shorten the text",
-                            param="parameters.truncate")
-        params.pop("truncate", None)
-        params.pop("truncation_direction", None)
+        meta: dict[str, Any] = {}
+        if "truncation_direction" in params:
+            schemas.choice(params.pop("truncation_direction"), "truncation_direction", ("Right",))
+        if "truncate" in params:
+            if schemas.boolean(params.pop("truncate"), "truncate"):
+                # cut at the model's maximum (max_sequence_length) rather than refuse
+                params["truncation"] = True
+                meta["truncate"] = True
         if "normalize" in params:
-            params["normalize"] = schemas.boolean(params["normalize"], "parameters.normalize")
+            params["normalize"] = schemas.boolean(params["normalize"], "normalize")
         if "pooling" in params:
-            params["pooling"] = schemas.choice(params["pooling"], "parameters.pooling", ("auto", "none", "mean", "cls"))
-        return ParsedRequest(items, params, single)
+            params["pooling"] = schemas.choice(params["pooling"], "pooling", ("auto", "none", "mean", "cls", "max"))
+        return ParsedRequest(items, params, single, meta)
 
     def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
         if len(items) == 1:
@@ -207,19 +210,18 @@ class FeatureExtractionHandler(TaskHandler):
 
 class TextClassificationHandler(TaskHandler):
     task = "text-classification"
-    allowed = {"top_k": "integer >= 1 (default: every label)"}
+    allowed = {"top_k": "integer >= 1 (default: every label)",
+               "function_to_apply": "sigmoid, softmax or none (default: what the model's config declares)"}
 
     def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
         items, single = schemas.text_or_list(schemas.require(data, "inputs"), "inputs", max_items=max_items)
-        raw = data.get("parameters")
-        if isinstance(raw, dict) and raw.get("function_to_apply") is not None:
-            raise bad_input("parameters.function_to_apply is not supported: this server applies the function the "
-                            "model's config declares (softmax, or sigmoid for multi-label models)",
-                            param="parameters.function_to_apply")
         params = schemas.parameters(data, self.allowed)
         # the Inference API returns every label, best first, unless top_k limits it
         params["top_k"] = (schemas.integer(params["top_k"], "parameters.top_k", minimum=1, maximum=MAX_TOP_K)
                            if "top_k" in params else None)
+        if "function_to_apply" in params:
+            params["function_to_apply"] = schemas.choice(params["function_to_apply"], "parameters.function_to_apply",
+                                                         ("sigmoid", "softmax", "none"))
         return ParsedRequest(items, params, single)
 
     def finish(self, raw: Any, meta: dict[str, Any]) -> Any:

@@ -133,7 +133,11 @@ class ServedModel:
         return out
 
     def _check_lengths(self, job: Job) -> int:
-        """Refuse inputs longer than the model accepts (422 naming the limit); return the token count."""
+        """Refuse inputs longer than the model accepts (422 naming the limit); return the token count.
+
+        Checked here, per request, so the message names the request's own field and index (the pipeline
+        sees the whole merged batch) and the culprit fails before its batch mates run.
+        """
         if self.tokenizer is None:
             return 0
         encodings = self.tokenizer.encode_batch(self.handler.texts(job.items))
@@ -143,7 +147,7 @@ class ServedModel:
         for i, enc in enumerate(encodings):
             n = len(enc.ids)
             total += n
-            if self.handler.length_checked and n > self.max_sequence_length:
+            if self.handler.length_checked and not job.meta.get("truncate") and n > self.max_sequence_length:
                 where = field_name if single else f"{field_name}[{i}]"
                 raise bad_input(f"{where} is {n} tokens long; model {self.name!r} accepts at most "
                                 f"{self.max_sequence_length} tokens (its max_sequence_length); shorten or split the text",

@@ -52,7 +52,7 @@ async def submit(state: "ServeState", model: ServedModel, parsed: ParsedRequest,
     if model.batcher is None:
         raise ServeHTTPError(503, f"model {model.name!r} is not accepting requests", code="unavailable")
     job = Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params),
-              meta={"single": parsed.single, **meta})
+              meta={"single": parsed.single, **parsed.meta, **meta})
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     try:
         return await model.batcher.submit(job)
