@@ -54,6 +54,8 @@ class Task:
     task: ClassVar[str] = ""
     #: Outputs the graph must have for this task.
     required_outputs: ClassVar[tuple[str, ...]] = ()
+    #: Outputs with one value per sequence rather than per token (never cut to the sequence length).
+    per_sequence_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, bundle: Bundle, session: ModelSession, tokenizer: TextTokenizer, batch_size: int = 32) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -124,12 +126,7 @@ class Task:
                 length = len(encodings[index].ids)
                 sliced = {}
                 for name, value in outputs.items():
-                    item = value[position]
-                    sliced[name] = item[:length] if item.ndim >= 1 and value.ndim >= 2 and value.shape[1] == width \
-                        and name != "logits_per_sequence" and self._per_token(name, value) else item
+                    per_token = value.ndim >= 2 and value.shape[1] == width and name not in self.per_sequence_outputs
+                    sliced[name] = value[position, :length] if per_token else value[position]
                 results[index] = row(sliced, encodings[index])
         return results
-
-    def _per_token(self, name: str, value: np.ndarray) -> bool:
-        """Whether an output has a sequence axis (second axis); sequence classification logits do not."""
-        return not (self.task == "text-classification" and name == "logits")
