@@ -143,11 +143,13 @@ FAKES = {cls.task: cls for cls in (FakeQA, FakeFillMask, FakeFeatures, FakeClass
 
 
 def fake_model(name: str, task: str, *, delay_s: float = 0.0, pooling: dict[str, Any] | None = None,
-               load_delay_s: float = 0.0) -> ServedModel:
+               load_delay_s: float = 0.0, load_error: Exception | None = None) -> ServedModel:
     """A :class:`ServedModel` backed by a stand-in pipeline (reachable afterwards as ``.pipeline``)."""
     def load() -> FakePipeline:
         if load_delay_s:
             time.sleep(load_delay_s)
+        if load_error is not None:
+            raise load_error
         return FAKES[task](delay_s=delay_s)
 
     return ServedModel(name=name, task=task, loader=load, pooling=pooling)
@@ -156,14 +158,15 @@ def fake_model(name: str, task: str, *, delay_s: float = 0.0, pooling: dict[str,
 class LiveServer:
     """The real app under uvicorn on 127.0.0.1:<ephemeral>, in a daemon thread."""
 
-    def __init__(self, models: Sequence[ServedModel], settings: ServeSettings | None = None) -> None:
+    def __init__(self, models: Sequence[ServedModel], settings: ServeSettings | None = None, *,
+                 on_fatal: Any = None) -> None:
         import uvicorn
 
         from distilrt.runtime.serve.app import create_app
 
         self.models = {m.name: m for m in models}
         self.settings = settings or ServeSettings(port=0)
-        self.app = create_app(models, self.settings)
+        self.app = create_app(models, self.settings, on_fatal=on_fatal)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=10)
         self.server = uvicorn.Server(config)
@@ -177,7 +180,7 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, *, timeout_s: float = 60.0) -> None:
+    def start(self, *, timeout_s: float = 60.0, wait_ready: bool = True) -> None:
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
@@ -186,7 +189,8 @@ class LiveServer:
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        self.wait_ready(timeout_s=deadline - time.monotonic())
+        if wait_ready:
+            self.wait_ready(timeout_s=deadline - time.monotonic())
 
     def wait_ready(self, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

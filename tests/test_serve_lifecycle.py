@@ -1,4 +1,5 @@
-"""SIGTERM with requests in flight: every accepted request is answered, then the process exits.
+"""Lifecycle: readiness after load and warm-up, load failures, and SIGTERM with requests in flight
+(every accepted request is answered, then the process exits).
 
 The server runs in a subprocess (uvicorn installs its signal handlers only in a main thread) with a slow
 stand-in model, so requests are still queued and running when the signal arrives.
@@ -22,7 +23,9 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serve_fixtures import FakeClassifier  # noqa: E402
+from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
+
+from serve_fixtures import FakeClassifier, LiveServer, fake_model  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 
@@ -94,3 +97,41 @@ def test_sigterm_finishes_in_flight_requests() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_ready_only_after_load_and_warm_up() -> None:
+    live = LiveServer([fake_model("clf", "text-classification", load_delay_s=1.0)])
+    live.start(wait_ready=False)
+    try:
+        assert requests.get(live.url + "/health", timeout=5).status_code == 200
+        loading = requests.get(live.url + "/ready", timeout=5)
+        assert loading.status_code == 503 and loading.json()["models"] == {"clf": "loading"}
+        early = requests.post(live.url + "/models/clf", json={"inputs": "x"}, timeout=5)
+        assert early.status_code == 503 and early.headers["retry-after"] == "1"
+        assert "still loading" in early.json()["error"]
+        live.wait_ready(timeout_s=30)
+        assert live.models["clf"].pipeline.calls == [1]  # the warm-up call ran before ready
+        assert requests.post(live.url + "/models/clf", json={"inputs": "x"}, timeout=5).status_code == 200
+    finally:
+        live.stop()
+
+
+def test_load_failure_is_reported_and_fatal() -> None:
+    from distilrt.runtime.errors import BundleError
+
+    fatal: list[BaseException] = []
+    failing = fake_model("clf", "text-classification", load_error=BundleError("onnx/model.onnx is missing"))
+    live = LiveServer([failing], on_fatal=fatal.append)
+    live.start(wait_ready=False)
+    try:
+        deadline = time.monotonic() + 30
+        while not fatal:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        ready = requests.get(live.url + "/ready", timeout=5)
+        assert ready.status_code == 503 and ready.json() == {"status": "failed", "models": {"clf": "failed"}}
+        response = requests.post(live.url + "/models/clf", json={"inputs": "x"}, timeout=5)
+        assert response.status_code == 503 and "model.onnx is missing" in response.json()["error"]
+        assert isinstance(fatal[0], BundleError)
+    finally:
+        live.stop()
