@@ -156,7 +156,7 @@ def _build_variants(
     max_len = checkpoint.max_sequence_length
 
     def timed(paths: dict[str, Path]) -> dict[str, float]:
-        return time_models(paths, vocab_size=vocab, max_len=max_len)
+        return time_models(paths, vocab_size=vocab, max_len=max_len, repeats=5)
 
     (work / "fp32").mkdir()
     with steps.step("export", "PyTorch -> ONNX fp32 (optimum)"):
@@ -185,7 +185,7 @@ def _build_variants(
             latency = timed(graphs)
         best = min(latency, key=latency.get)
         made["fp32"] = (graphs[best], {"graph": best, "fused_operators": fused_ops if best == "fused" else {},
-                                       "best_of_10_ms": latency, "measured_on": "CPUExecutionProvider"})
+                                       "best_of_5_ms": latency, "measured_on": "CPUExecutionProvider"})
     if "fp16" in wanted:
         source = "fused" if "fused" in graphs else "none"
         with steps.step("convert", "fp16"):
@@ -229,8 +229,11 @@ def _meets_int8_target(figures: dict[str, Any]) -> bool:
 def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, steps: Steps, batches: list,
                  mask_token_id: int | None, preset: QuantizationPreset,
                  timed) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:  # noqa: ANN001
-    """Quantise each graph with the full preset and with FFN down-projections kept fp32; keep the
-    fastest candidate that reaches the agreement target, or the fastest overall if none does."""
+    """Quantise each graph with the full preset and with FFN down-projections kept fp32.
+
+    Keeps the fastest fully quantised candidate that reaches the agreement target, else the fastest
+    fallback that does, else (nothing reaches it, e.g. random weights) the fastest fully quantised one.
+    """
     candidates = []
     for label, graph in graphs.items():
         for variant_preset in (preset, preset.keeping_ffn_down_fp32()):
@@ -238,17 +241,22 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
             path = work / f"int8_{tag}.onnx"
             with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
                 quantize(graph, path, variant_preset)
-            figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
-            candidates.append([tag, label, path, variant_preset, figures, 0.0])
-    with steps.step("measure", "int8 candidates"):
-        latency = timed({c[0]: c[2] for c in candidates})
-    for candidate in candidates:
+                figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
+            candidates.append([tag, label, path, variant_preset, figures, None])
+    full = [c for c in candidates if not c[3].keep_fp32]
+    fallback = [c for c in candidates if c[3].keep_fp32]
+    # Fully quantised graphs first; the fp32-FFN fallbacks only when they are what reaches the target
+    # (if nothing does, they buy nothing worth their speed).
+    passing = [c for c in full if _meets_int8_target(c[4])] or [c for c in fallback if _meets_int8_target(c[4])]
+    contenders = passing or full
+    with steps.step("measure", f"int8 {', '.join(c[0] for c in contenders)}"):
+        latency = timed({c[0]: c[2] for c in contenders})
+    for candidate in contenders:
         candidate[5] = latency[candidate[0]]
-    passing = [c for c in candidates if _meets_int8_target(c[4])]
-    tag, label, path, chosen, figures, _ = min(passing or candidates, key=lambda c: c[5])
+    tag, label, path, chosen, figures, _ = min(contenders, key=lambda c: c[5])
     details = {
         "graph": label, "preset": chosen.to_dict(), "measured_on": "CPUExecutionProvider",
-        "best_of_10_ms": {c[0]: c[5] for c in candidates},
+        "best_of_5_ms": {c[0]: c[5] for c in contenders},
         "candidates": {c[0]: {k: v for k, v in c[4].items() if k != "reference"} for c in candidates},
         "target": {"embedding_cosine_min": INT8_COSINE_TARGET} if checkpoint.task == "feature-extraction"
         else {"top1_agreement": INT8_AGREEMENT_TARGET},

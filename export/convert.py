@@ -21,18 +21,30 @@ def export_fp32(checkpoint: Checkpoint, out_dir: Path, *, opset: int | None = No
     """
     from optimum.exporters.onnx import main_export
 
+    noisy = [logging.getLogger(name) for name in ("optimum", "transformers")]
+    levels = [log.level for log in noisy]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about constant masks are expected and harmless
-        main_export(
-            str(checkpoint.path),
-            output=out_dir,
-            task=checkpoint.task,
-            opset=opset or DEFAULT_OPSET,
-            do_validation=False,
-            library_name="transformers",  # last_hidden_state, not sentence-transformers' pooled output
-            no_post_process=False,
-        )
+        for log in noisy:  # deprecation chatter from inside the exporter, not actionable by the user
+            log.setLevel(logging.ERROR)
+        try:
+            _main_export(main_export, checkpoint, out_dir, opset)
+        finally:
+            for log, level in zip(noisy, levels):
+                log.setLevel(level)
     model = out_dir / "model.onnx"
     if not model.is_file():
         raise RuntimeError(f"optimum's exporter finished but wrote no {model}")
     return model
+
+
+def _main_export(main_export, checkpoint: Checkpoint, out_dir: Path, opset: int | None) -> None:  # noqa: ANN001
+    main_export(
+        str(checkpoint.path),
+        output=out_dir,
+        task=checkpoint.task,
+        opset=opset or DEFAULT_OPSET,
+        do_validation=False,
+        library_name="transformers",  # last_hidden_state, not sentence-transformers' pooled output
+        no_post_process=False,
+    )
