@@ -54,7 +54,11 @@ def _split(result: Any, count: int, what: str) -> list[Any]:
 
 
 class TaskHandler:
-    """Base class; one subclass per task.  ``length_checked``: inputs must fit the model's max length."""
+    """Base class; one subclass per task.
+
+    ``length_checked``: inputs are tokenized before the model call and refused (422) when longer than the
+    model's maximum; off for question answering, whose long contexts the runtime splits into windows.
+    """
 
     task = ""
     length_checked = True
@@ -82,10 +86,6 @@ class TaskHandler:
 
     def respond(self, results: list[Any], single: bool) -> Any:
         return results[0] if single else results
-
-    def texts(self, items: Sequence[Any]) -> list[Any]:
-        """What the tokenizer sees for each item (for the length check and token counts)."""
-        return list(items)
 
     def warmup(self, mask_token: str | None) -> list[Any]:
         return ["warm up"]
@@ -140,9 +140,6 @@ class QuestionAnsweringHandler(TaskHandler):
 
     def _call_many(self, pipe: Any, items: list[Any], params: dict[str, Any]) -> Any:
         return pipe(question=[q for q, _ in items], context=[c for _, c in items], **params)
-
-    def texts(self, items: Sequence[Any]) -> list[Any]:
-        return [tuple(item) for item in items]
 
     def warmup(self, mask_token: str | None) -> list[Any]:
         return [("What is warmed up?", "The model is warmed up before the server reports ready.")]

@@ -138,16 +138,16 @@ class ServedModel:
         Checked here, per request, so the message names the request's own field and index (the pipeline
         sees the whole merged batch) and the culprit fails before its batch mates run.
         """
-        if self.tokenizer is None:
+        if self.tokenizer is None or not self.handler.length_checked:
             return 0
-        encodings = self.tokenizer.encode_batch(self.handler.texts(job.items))
+        encodings = self.tokenizer.encode_batch(list(job.items))
         total = 0
         field_name = job.meta.get("field", "inputs")
         single = job.meta.get("single", False)
         for i, enc in enumerate(encodings):
             n = len(enc.ids)
             total += n
-            if self.handler.length_checked and not job.meta.get("truncate") and n > self.max_sequence_length:
+            if not job.meta.get("truncate") and n > self.max_sequence_length:
                 where = field_name if single else f"{field_name}[{i}]"
                 raise bad_input(f"{where} is {n} tokens long; model {self.name!r} accepts at most "
                                 f"{self.max_sequence_length} tokens (its max_sequence_length); shorten or split the text",
