@@ -90,6 +90,16 @@ def test_inference_client_feature_extraction(server) -> None:
     assert np.linalg.norm(normalized) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_token_level_features_and_batches_of_texts(server) -> None:
+    response = _post(server, "/models/emb", {"inputs": ["abc", "abcdef"], "parameters": {"pooling": "none"}})
+    want = FakeFeatures()(["abc", "abcdef"], pooling="none")
+    assert response.status_code == 200
+    got = response.json()
+    assert [np.asarray(g, dtype=np.float32).shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g, dtype=np.float32), w)
+
+
 def test_inference_client_text_classification(server) -> None:
     got = _hf(server, "clf").text_classification("I like it")
     want = FakeClassifier()("I like it", top_k=None)
