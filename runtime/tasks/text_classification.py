@@ -1,0 +1,96 @@
+"""text-classification: label scores with the function the model's config implies (softmax or sigmoid)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .base import Task, as_text_list, check_top_k
+
+logger = logging.getLogger(__name__)
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-values))
+
+
+class TextClassification(Task):
+    """``tc("I love it")`` -> ``{"label": "POSITIVE", "score": 0.98}``."""
+
+    task = "text-classification"
+    required_outputs = ("logits",)
+    per_sequence_outputs = ("logits",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        config = self.bundle.config
+        raw = config.get("id2label") or {}
+        self.id2label = {int(k): str(v) for k, v in raw.items()}
+        self.problem_type = config.get("problem_type")
+        self.default_function = self._default_function(len(self.id2label) or 2)
+
+    def _default_function(self, num_labels: int) -> str:
+        # The rule transformers applies: regression -> raw scores; multi-label or one logit -> sigmoid;
+        # otherwise softmax.
+        if self.problem_type == "regression":
+            return "none"
+        if self.problem_type == "multi_label_classification" or num_labels == 1:
+            return "sigmoid"
+        return "softmax"
+
+    def __call__(self, inputs: Any, *, top_k: int | None = 1, function_to_apply: str | None = None,
+                 truncation: bool = False) -> Any:
+        """Classify each text (or ``{"text", "text_pair"}`` dict).
+
+        ``top_k=1``: one ``{"label", "score"}`` dict per text; ``top_k`` > 1 or None: a list of the best
+        ``top_k`` (None: all) labels, best first.  ``function_to_apply`` overrides the config's choice
+        ("softmax", "sigmoid", "none").  Texts longer than the model's maximum raise
+        :class:`InputError` unless ``truncation=True``.
+        """
+        top_k = check_top_k(top_k, allow_none=True)
+        function = function_to_apply or self.default_function
+        if function not in FUNCTIONS:
+            raise InputError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
+        encodings, texts, single = self._encode(inputs, truncation=truncation)
+        self.check_lengths(encodings, texts, hint="pass truncation=True to cut it to the model's maximum")
+        logits = self.run_rows(encodings, lambda out, enc: out["logits"])
+        results = [self._labels(row, top_k, function) for row in logits]
+        return results[0] if single else results
+
+    def _encode(self, inputs: Any, *, truncation: bool) -> tuple[list, list[str], bool]:
+        limit = self.max_sequence_length if truncation else None
+        pairs = isinstance(inputs, dict) or (isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict))
+        if not pairs:
+            texts, single = as_text_list(inputs, "inputs")
+            return self.tokenizer.encode(texts, truncate_to=limit), texts, single
+        items, single = ([inputs], True) if isinstance(inputs, dict) else (list(inputs), False)
+        if not all(isinstance(i, dict) and "text" in i for i in items):
+            raise InputError("pair inputs must be {'text': ..., 'text_pair': ...} dicts (text_pair optional)")
+        firsts, _ = as_text_list([i["text"] for i in items], "text")
+        seconds, _ = as_text_list([i.get("text_pair", "") for i in items], "text_pair", allow_empty=True)
+        encodings = []
+        for first, second in zip(firsts, seconds):
+            if second:
+                encodings += self.tokenizer.encode_pairs([(first, second)], truncate_to=limit)
+            else:
+                encodings += self.tokenizer.encode([first], truncate_to=limit)
+        return encodings, firsts, single
+
+    def _labels(self, logits: np.ndarray, top_k: int | None, function: str) -> Any:
+        logits = logits.astype(np.float32)
+        scores = {"softmax": _softmax, "sigmoid": _sigmoid, "none": lambda x: x}[function](logits)
+        labels = [{"label": self.id2label.get(i, f"LABEL_{i}"), "score": float(s)} for i, s in enumerate(scores)]
+        labels.sort(key=lambda item: item["score"], reverse=True)
+        if top_k == 1:
+            return labels[0]
+        return labels if top_k is None else labels[:top_k]
