@@ -25,7 +25,7 @@ class Peak:
     per_shape: dict[str, float]
 
 
-def _matmul_graph(kind: str, k: int, n: int):  # noqa: ANN202 - onnx.ModelProto, imported lazily
+def matmul_graph(kind: str, k: int, n: int):  # noqa: ANN202 - onnx.ModelProto, imported lazily
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def measure_peak(kind: str, *, threads: int, seconds: float = 1.0) -> Peak:
     per_shape: dict[str, float] = {}
     best: tuple[float, tuple[int, int, int]] = (0.0, PEAK_SHAPES[0])
     for m, k, n in PEAK_SHAPES:
-        model = _matmul_graph(kind, k, n)
+        model = matmul_graph(kind, k, n)
         session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
                                        providers=["CPUExecutionProvider"])
         if kind == "fp32":

