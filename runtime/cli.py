@@ -18,6 +18,10 @@ from .errors import DistilrtError
 #: subcommand -> module.  Order is the order ``--help`` lists them in.
 COMMANDS: dict[str, str] = {
     "export": "distilrt.export.cli",
+    "qa": "distilrt.runtime.commands.qa",
+    "fill-mask": "distilrt.runtime.commands.fill_mask",
+    "embed": "distilrt.runtime.commands.embed",
+    "classify": "distilrt.runtime.commands.classify",
     "info": "distilrt.runtime.commands.info",
     "serve": "distilrt.runtime.commands.serve",
     "bench": "distilrt.runtime.commands.bench",

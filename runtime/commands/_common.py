@@ -1,0 +1,79 @@
+"""Shared parts of the inference commands: pipeline options, JSON Lines in and out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
+                        help="model variant (auto: int8 on CPU, fp16 on GPU)")
+    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
+                        help="ONNX Runtime execution provider")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per model call")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    parser.add_argument("--jsonl", type=Path, metavar="FILE",
+                        help="read one JSON object per line from FILE ('-' for stdin); write one result per line")
+
+
+def load_pipeline(args: argparse.Namespace, task: str) -> Any:
+    from ..pipeline import pipeline
+
+    return pipeline(task, model=args.bundle, precision=args.precision, provider=args.provider,
+                    batch_size=args.batch_size, threads=args.threads)
+
+
+def read_jsonl(path: Path, *, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Records from a JSON Lines file (``-`` = stdin); each must be an object holding ``keys``."""
+    handle: TextIO = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+    records = []
+    try:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {number} is not JSON: {exc}") from exc
+            if not isinstance(record, dict) or any(k not in record for k in keys):
+                raise InputError(f"{path} line {number} must be a JSON object with {', '.join(repr(k) for k in keys)}")
+            records.append(record)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+    return records
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_json(value: Any, *, stream: TextIO | None = None) -> None:
+    print(json.dumps(_plain(value), ensure_ascii=False), file=stream or sys.stdout)
+
+
+def write_jsonl(records: list[dict[str, Any]], results: list[Any], *, key: str = "result") -> None:
+    """One line per input record: the record's own fields plus ``key``."""
+    for record, result in zip(records, results):
+        write_json({**record, key: result})
+
+

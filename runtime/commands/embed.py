@@ -1,0 +1,46 @@
+"""distilrt embed BUNDLE TEXT...: sentence embeddings (or token features) as JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InputError
+from ._common import add_pipeline_arguments, load_pipeline, read_jsonl, write_json, write_jsonl
+
+HELP = "embed texts with a feature-extraction bundle"
+DESCRIPTION = """Compute embeddings with a feature-extraction bundle.
+
+  distilrt embed BUNDLE "A man is eating food." "A man is riding a horse."
+  distilrt embed BUNDLE --pooling mean --normalize --jsonl texts.jsonl     # {"text": ...} per line
+
+Pooling "auto" uses the bundle's sentence-transformers pooling (mean + normalise for all-MiniLM-L6-v2),
+else returns token features.  Prints one JSON array per text."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_pipeline_arguments(parser)
+    parser.add_argument("text", nargs="*", help="texts to embed")
+    parser.add_argument("--pooling", default="auto", choices=("auto", "none", "mean", "cls", "max"))
+    norm = parser.add_mutually_exclusive_group()
+    norm.add_argument("--normalize", dest="normalize", action="store_true", default=None, help="L2-normalise")
+    norm.add_argument("--no-normalize", dest="normalize", action="store_false", help="do not L2-normalise")
+    parser.add_argument("--truncation", action="store_true", default=None,
+                        help="cut texts longer than the model's maximum instead of refusing them")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = {"pooling": args.pooling, "normalize": args.normalize, "truncation": args.truncation}
+    if args.jsonl is not None:
+        if args.text:
+            raise InputError("pass either --jsonl or texts, not both")
+        records = read_jsonl(args.jsonl, keys=("text",))
+        fe = load_pipeline(args, "feature-extraction")
+        vectors = list(fe([r["text"] for r in records], **options)) if records else []
+        write_jsonl(records, vectors, key="embedding")
+        return 0
+    if not args.text:
+        raise InputError("pass at least one text, or --jsonl FILE")
+    fe = load_pipeline(args, "feature-extraction")
+    for vector in fe(list(args.text), **options):
+        write_json(vector)
+    return 0
