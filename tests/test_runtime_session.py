@@ -1,0 +1,250 @@
+"""Bundle loading, integrity, provider resolution, session options, the optimised-model cache, IO binding."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distilrt.runtime import (
+    BundleError,
+    ProviderUnavailableError,
+    TaskMismatchError,
+    UnknownNameError,
+    load_bundle,
+    pipeline,
+)
+from distilrt.runtime.batching import length_sorted_batches
+from distilrt.runtime.providers import PROVIDERS, check_session_providers, resolve_providers, tensorrt_options
+from distilrt.runtime.session import SessionSettings, physical_cores, session_options
+
+CPU, CUDA, TRT = PROVIDERS["cpu"], PROVIDERS["cuda"], PROVIDERS["tensorrt"]
+
+
+@pytest.fixture()
+def qa_copy(make_bundle, tmp_path: Path) -> Path:
+    target = tmp_path / "qa"
+    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
+    return target
+
+
+# -- providers ---------------------------------------------------------------------------------------
+
+def test_resolution_against_available_providers(caplog) -> None:
+    assert resolve_providers("cpu", available=[CPU]).names == [CPU]
+    plan = resolve_providers("cuda", available=[CUDA, CPU], device_id=1)
+    assert plan.names == [CUDA, CPU] and plan.device == "cuda" and plan.options[0]["device_id"] == 1
+    assert resolve_providers("auto", available=[TRT, CUDA, CPU]).name == "cuda"  # TensorRT is opt-in
+    with caplog.at_level(logging.INFO, logger="distilrt.runtime.providers"):
+        plan = resolve_providers("auto", available=["AzureExecutionProvider", CPU])
+    assert plan.names == [CPU] and plan.device == "cpu"
+    assert any("CUDAExecutionProvider is not available" in r.message for r in caplog.records)
+    with pytest.raises(ProviderUnavailableError, match="AzureExecutionProvider, CPUExecutionProvider") as info:
+        resolve_providers("cuda", available=["AzureExecutionProvider", CPU])
+    assert "onnxruntime-gpu" in str(info.value)
+    with pytest.raises(ProviderUnavailableError, match="TensorrtExecutionProvider"):
+        resolve_providers("tensorrt", available=[CUDA, CPU], tensorrt={})
+    with pytest.raises(UnknownNameError, match="known: auto, cpu, cuda, tensorrt"):
+        resolve_providers("gpu", available=[CPU])
+
+
+def test_tensorrt_plan_and_options(tmp_path: Path) -> None:
+    options = tensorrt_options(precision="fp16", input_names=["input_ids", "attention_mask"], max_batch=8,
+                               max_length=512, cache_dir=tmp_path / "trt", opt_length=128)
+    assert options["trt_fp16_enable"] is True and options["trt_int8_enable"] is False
+    assert options["trt_engine_cache_enable"] is True and options["trt_engine_cache_path"] == str(tmp_path / "trt")
+    assert options["trt_profile_min_shapes"] == "input_ids:1x1,attention_mask:1x1"
+    assert options["trt_profile_opt_shapes"] == "input_ids:8x128,attention_mask:8x128"
+    assert options["trt_profile_max_shapes"] == "input_ids:8x512,attention_mask:8x512"
+    int8 = tensorrt_options(precision="int8", input_names=["input_ids"], max_batch=1, max_length=64,
+                            cache_dir=tmp_path, opt_length=1000)
+    assert int8["trt_int8_enable"] is True and int8["trt_profile_opt_shapes"] == "input_ids:1x64"
+    plan = resolve_providers("tensorrt", available=[TRT, CUDA, CPU], tensorrt=options)
+    assert plan.names == [TRT, CUDA, CPU] and plan.options[0] is not options and plan.options[0] == options
+
+
+def test_session_provider_check_after_build(caplog) -> None:
+    explicit = resolve_providers("cuda", available=[CUDA, CPU])
+    with pytest.raises(ProviderUnavailableError, match="loaded only CPUExecutionProvider"):
+        check_session_providers(explicit, [CPU])
+    assert check_session_providers(explicit, [CUDA, CPU]) is explicit
+    auto = resolve_providers("auto", available=[CUDA, CPU])
+    with caplog.at_level(logging.WARNING):
+        fallback = check_session_providers(auto, [CPU])
+    assert fallback.names == [CPU] and fallback.device == "cpu" and "running on CPU" in caplog.text
+
+
+def test_explicit_unavailable_provider_raises_from_pipeline(make_bundle) -> None:
+    with pytest.raises(ProviderUnavailableError, match="CPUExecutionProvider"):
+        pipeline(model=make_bundle("distilbert-qa-uncased"), provider="cuda")
+
+
+# -- session options ---------------------------------------------------------------------------------
+
+def test_session_options() -> None:
+    import onnxruntime as ort
+
+    assert 1 <= physical_cores() <= (__import__("os").cpu_count() or 1)
+    options = session_options(SessionSettings())
+    assert options.intra_op_num_threads == physical_cores()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options = session_options(SessionSettings(threads=3, optimization="basic"))
+    assert options.intra_op_num_threads == 3
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    with pytest.raises(Exception, match="optimisation level"):
+        SessionSettings(optimization="max")
+    with pytest.raises(Exception, match="threads"):
+        SessionSettings(threads=0)
+
+
+def test_length_sorted_batches() -> None:
+    assert length_sorted_batches([5, 1, 9, 1, 3], 2) == [[1, 3], [4, 0], [2]]
+    assert length_sorted_batches([], 4) == []
+    with pytest.raises(ValueError):
+        length_sorted_batches([1], 0)
+
+
+# -- bundle loading and integrity ------------------------------------------------------------------------
+
+def test_precision_auto_and_resolved_values(qa_copy: Path, caplog) -> None:
+    qa = pipeline(model=qa_copy, provider="cpu")
+    assert qa.task == "question-answering" and qa.precision == "int8" and qa.providers == [CPU]
+    assert qa.manifest.name == "qa" or qa.manifest.task == "question-answering"
+    bundle = load_bundle(qa_copy)
+    assert bundle.choose_precision("auto", device="cuda") == "fp16"
+    manifest = json.loads((qa_copy / "manifest.json").read_text())
+    del manifest["variants"]["int8"]
+    (qa_copy / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.INFO, logger="distilrt.runtime.bundle"):
+        assert load_bundle(qa_copy).choose_precision("auto", device="cpu") == "fp32"
+    assert "no usable int8 variant" in caplog.text
+    with pytest.raises(BundleError, match="has no int8 variant; it has: fp32, fp16"):
+        pipeline(model=qa_copy, precision="int8", provider="cpu")
+    with pytest.raises(UnknownNameError, match="known: auto, fp32, fp16, int8"):
+        pipeline(model=qa_copy, precision="bf16", provider="cpu")
+
+
+def test_task_errors(qa_copy: Path) -> None:
+    with pytest.raises(UnknownNameError, match="unknown task 'summarization'"):
+        pipeline("summarization", model=qa_copy)
+    with pytest.raises(TaskMismatchError, match="exported for question-answering, not fill-mask"):
+        pipeline("fill-mask", model=qa_copy)
+    with pytest.raises(BundleError, match="does not exist"):
+        pipeline(model=qa_copy / "nope")
+
+
+def test_tampered_and_missing_files_are_refused(qa_copy: Path) -> None:
+    model = qa_copy / "onnx" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    (qa_copy / "onnx" / "model_fp16.onnx").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        pipeline(model=qa_copy, precision="fp16", provider="cpu")
+    assert pipeline(model=qa_copy, precision="int8", provider="cpu").precision == "int8"  # untouched variant
+
+
+def test_tokenizer_larger_than_embedding_is_refused(qa_copy: Path) -> None:
+    config = json.loads((qa_copy / "config.json").read_text())
+    config["vocab_size"] = 1000
+    (qa_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"30522 tokens but the model embeds only 1000"):
+        pipeline(model=qa_copy, provider="cpu")
+
+
+# -- optimised-model cache -------------------------------------------------------------------------
+
+def test_optimized_cache_is_reused_verified_and_invalidated(qa_copy: Path) -> None:
+    first = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert not first.session.from_cache
+    entries = sorted(p.name for p in (qa_copy / ".cache").iterdir())
+    assert len(entries) == 2 and entries[0].endswith(".json") and entries[1].endswith(".onnx")
+    manifest = json.loads((qa_copy / "manifest.json").read_text())
+    assert all(".cache" not in v["file"] for v in manifest["variants"].values())
+    second = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert second.session.from_cache
+    question, context = "Who was Jim Henson?", "Jim Henson was a nice puppet maker."
+    assert same_answers([[second(question=question, context=context)]], [[first(question=question, context=context)]])
+
+    cached = next((qa_copy / ".cache").glob("*.onnx"))
+    cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")  # damaged cache: rebuilt, never run
+    third = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert not third.session.from_cache
+    assert pipeline(model=qa_copy, precision="fp32", provider="cpu").session.from_cache
+
+    # a re-exported variant has a new SHA-256: the old entry is not used, and is dropped on the next save
+    old_key = next((qa_copy / ".cache").glob("*.onnx")).name
+    import hashlib
+
+    import onnx
+
+    model = qa_copy / "onnx" / "model.onnx"
+    graph = onnx.load(str(model))
+    onnx.helper.set_model_props(graph, {"re-exported": "yes"})  # same weights, new bytes
+    onnx.save(graph, str(model))
+    manifest["variants"]["fp32"]["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (qa_copy / "manifest.json").write_text(json.dumps(manifest))
+    fresh = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert not fresh.session.from_cache
+    names = [p.name for p in (qa_copy / ".cache").glob("*.onnx")]
+    assert old_key not in names and len(names) == 1
+
+
+def test_cache_can_be_disabled(qa_copy: Path) -> None:
+    pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=False)
+    assert not (qa_copy / ".cache").exists()
+
+
+# -- IO binding (the CUDA path, exercised here on the CPU device) ------------------------------------------
+
+def same_answers(a: list, b: list) -> bool:
+    """Same spans and texts, scores within 1e-6 relative."""
+    flat_a = [x for row in a for x in row]
+    flat_b = [x for row in b for x in row]
+    return len(flat_a) == len(flat_b) and all(
+        (x["answer"], x["start"], x["end"]) == (y["answer"], y["start"], y["end"])
+        and x["score"] == pytest.approx(y["score"], rel=1e-6) for x, y in zip(flat_a, flat_b))
+
+
+def test_io_binding_path_matches_plain_run_and_is_thread_safe(make_bundle) -> None:
+    bundle = make_bundle("distilbert-qa-uncased")
+    plain = pipeline(model=bundle, precision="fp32", provider="cpu", optimized_cache=False)
+    bound = pipeline(model=bundle, precision="fp32", provider="cpu", io_binding=True, optimized_cache=False)
+    assert bound.session.io_binding and not plain.session.io_binding
+    questions = ["Who was Jim Henson?", "What did he make?", "Where?"] * 3
+    contexts = ["Jim Henson was a nice puppet maker.", "He made The Muppets, a show with puppets.",
+                "He was born in Greenville, Mississippi in 1936."] * 3
+    expected = plain(question=questions, context=contexts, top_k=2)
+    assert same_answers(bound(question=questions, context=contexts, top_k=2), expected)
+    assert same_answers(bound(question=questions, context=contexts, top_k=2), expected)  # reused buffers
+
+    results: list = [None] * 6
+    errors: list = []
+
+    def work(slot: int) -> None:
+        try:
+            results[slot] = bound(question=questions, context=contexts, top_k=2)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for result in results:
+        assert same_answers(result, expected)
+
+
+def test_outputs_are_float32(make_bundle) -> None:
+    fe = pipeline(model=make_bundle("distilbert-features-cased"), precision="fp16", provider="cpu")
+    states = fe(["A man is eating food.", "Hi"], pooling="none")
+    assert all(s.dtype == np.float32 for s in states)
