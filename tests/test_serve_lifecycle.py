@@ -23,8 +23,6 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
-
 from serve_fixtures import FakeClassifier, LiveServer, fake_model  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent

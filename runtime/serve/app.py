@@ -40,7 +40,7 @@ class ServeState:
     started: float = field(default_factory=time.time)
     on_fatal: Callable[[BaseException], None] | None = None
 
-    def model(self, name: str, *, dialect_path: str = "") -> ServedModel:
+    def model(self, name: str) -> ServedModel:
         """The served model called ``name``: 404 if there is none, 503 while it loads or if it failed."""
         model = self.models.get(name)
         if model is None:
