@@ -84,6 +84,7 @@ def export_model(
     revision: str | None = None,
     quantization: QuantizationPreset | None = None,
     name: str | None = None,
+    int8_policy: str = "accuracy",
     progress: TextIO | None = None,
 ) -> ExportResult:
     """Export ``model`` (hub id or local checkpoint directory) to ``output/<name>`` and validate it.
@@ -91,10 +92,14 @@ def export_model(
     Every requested variant is checked against PyTorch; an fp32 or fp16 variant outside tolerance
     raises :class:`~distilrt.runtime.errors.ParityError` and nothing is written.  ``progress`` (e.g.
     ``sys.stderr``) receives a line per step.  ``name`` overrides the bundle directory name (default:
-    the last component of ``model``).
+    the last component of ``model``).  ``int8_policy="accuracy"`` keeps the most-quantised int8 graph
+    that reaches the agreement target (top-1 agreement 100%, or embedding cosine >= 0.99), falling back
+    to keeping sensitive layers in fp32; ``"speed"`` always keeps the fully quantised graph.
     """
     started = time.perf_counter()
     wanted = _normalise_precisions(precisions)
+    if int8_policy not in INT8_POLICIES:
+        raise UnknownNameError(f"unknown int8 policy {int8_policy!r}; known: {', '.join(INT8_POLICIES)}")
     output = Path(output).expanduser()
     name = bundle_io.bundle_name(name or model)
     steps = Steps(name, stream=progress)
@@ -106,7 +111,8 @@ def export_model(
     staging = bundle_io.staging_dir(output, name)
     work = Path(tempfile.mkdtemp(prefix="distilrt-export-"))
     try:
-        variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization)
+        variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization,
+                                   int8_policy=int8_policy)
         bundle_io.copy_support_files(checkpoint.path, work / "fp32", staging)
         manifest = Manifest(
             name=name,
@@ -151,6 +157,7 @@ def _build_variants(
     *,
     opset: int | None,
     quantization: QuantizationPreset | None,
+    int8_policy: str,
 ) -> dict[str, Any]:
     vocab = int(checkpoint.config.get("vocab_size", 30000))
     max_len = checkpoint.max_sequence_length
@@ -196,7 +203,8 @@ def _build_variants(
     int8_figures: dict[str, Any] | None = None
     if "int8" in wanted:
         made["int8"], int8_figures = _choose_int8(checkpoint, graphs, work, steps, batches, mask_token_id,
-                                                  quantization or QuantizationPreset.for_host(), timed)
+                                                  quantization or QuantizationPreset.for_host(), timed,
+                                                  ladder=int8_policy == "accuracy")
 
     variants: dict[str, Any] = {"_inputs": inputs, "_outputs": outputs}
     for precision, (path, details) in made.items():
@@ -215,6 +223,7 @@ def _build_variants(
     return variants
 
 
+INT8_POLICIES = ("accuracy", "speed")
 #: What an int8 variant must reach to be preferred over a slower, more accurate candidate.
 INT8_COSINE_TARGET = 0.99
 INT8_AGREEMENT_TARGET = 1.0
@@ -228,27 +237,39 @@ def _meets_int8_target(figures: dict[str, Any]) -> bool:
 
 def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, steps: Steps, batches: list,
                  mask_token_id: int | None, preset: QuantizationPreset,
-                 timed) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:  # noqa: ANN001
-    """Quantise each graph with the full preset and with FFN down-projections kept fp32.
+                 timed, *, ladder: bool) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:  # noqa: ANN001
+    """Quantise each graph with the preset and its accuracy fallbacks (:meth:`accuracy_ladder`).
 
-    Keeps the fastest fully quantised candidate that reaches the agreement target, else the fastest
-    fallback that does, else (nothing reaches it, e.g. random weights) the fastest fully quantised one.
+    Keeps the fastest candidate of the most-quantised level that reaches the agreement target, else
+    (nothing reaches it, e.g. random weights) the fastest fully quantised one.
     """
-    candidates = []
-    for label, graph in graphs.items():
-        for variant_preset in (preset, preset.keeping_ffn_down_fp32()):
-            tag = f"{label}{'+ffn-down-fp32' if variant_preset.keep_fp32 else ''}"
+    op_types = {label: _op_types(graph) for label, graph in graphs.items()}
+    levels: list[list[list[Any]]] = []
+    built: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    passing: list[list[Any]] = []
+    for suffix, variant_preset in preset.accuracy_ladder() if ladder else (("", preset),):
+        level = []
+        for label, graph in graphs.items():
+            # Without a fused Attention node, dropping "Attention" from the operators changes nothing.
+            key = (label, tuple(o for o in variant_preset.operators if o in op_types[label]), variant_preset.keep_fp32)
+            if key in built:
+                continue
+            built.add(key)
+            tag = f"{label}{suffix}"
             path = work / f"int8_{tag}.onnx"
             with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
                 quantize(graph, path, variant_preset)
                 figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
-            candidates.append([tag, label, path, variant_preset, figures, None])
-    full = [c for c in candidates if not c[3].keep_fp32]
-    fallback = [c for c in candidates if c[3].keep_fp32]
-    # Fully quantised graphs first; the fp32-FFN fallbacks only when they are what reaches the target
-    # (if nothing does, they buy nothing worth their speed).
-    passing = [c for c in full if _meets_int8_target(c[4])] or [c for c in fallback if _meets_int8_target(c[4])]
-    contenders = passing or full
+            level.append([tag, label, path, variant_preset, figures, None])
+        levels.append(level)
+        # The most-quantised level that reaches the target wins; later levels are slower.
+        passing = [c for c in level if _meets_int8_target(c[4])]
+        if passing:
+            break
+    candidates = [c for level in levels for c in level]
+    # If nothing reaches the target (e.g. random weights), the fallbacks buy nothing worth their
+    # speed and the fully quantised graphs compete.
+    contenders = passing or levels[0]
     with steps.step("measure", f"int8 {', '.join(c[0] for c in contenders)}"):
         latency = timed({c[0]: c[2] for c in contenders})
     for candidate in contenders:
@@ -262,9 +283,16 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
         else {"top1_agreement": INT8_AGREEMENT_TARGET},
         "target_met": bool(passing),
         "chosen": tag,
+        "policy": "accuracy" if ladder else "speed",
     }
     steps.note(f"int8 candidate {tag}: {'meets' if passing else 'no candidate meets'} the agreement target")
     return (path, details), figures
+
+
+def _op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
 
 
 def _mask_token_id(checkpoint: Checkpoint) -> int | None:

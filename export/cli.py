@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="task head to export; auto reads it from the registry or the config (default: auto)")
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default: 18)")
     parser.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to export")
+    parser.add_argument("--int8-policy", default="accuracy", choices=("accuracy", "speed"),
+                        help="accuracy: keep the most-quantised int8 graph that reaches the agreement target "
+                             "(top-1 100%%, embedding cosine >= 0.99), keeping sensitive layers fp32 if needed; "
+                             "speed: always the fully quantised graph (default: accuracy)")
     parser.add_argument("--name", default=None,
                         help="bundle directory name (one MODEL only; default: the last component of MODEL)")
     parser.add_argument("--force", action="store_true",
@@ -56,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
     for model in args.models:
         results.append(export_model(model, args.output, precisions=args.precision, task=args.task, opset=args.opset,
                                     force=args.force, revision=args.revision, name=args.name,
-                                    progress=sys.stderr))
+                                    int8_policy=args.int8_policy, progress=sys.stderr))
     print(summary_table(results))
     return 0

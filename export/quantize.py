@@ -56,6 +56,18 @@ class QuantizationPreset:
         """
         return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS)
 
+    def keeping_attention_and_ffn_down_fp32(self) -> "QuantizationPreset":
+        """FFN down-projections and the fused QKV attention in fp32: the most accurate fallback."""
+        return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS, operators=tuple(o for o in self.operators if o != "Attention"))
+
+    def accuracy_ladder(self) -> tuple[tuple[str, "QuantizationPreset"], ...]:
+        """This preset and its fallbacks, fastest (most int8) first, each with a short tag."""
+        return (
+            ("", self),
+            ("+ffn-down-fp32", self.keeping_ffn_down_fp32()),
+            ("+ffn-down+qkv-fp32", self.keeping_attention_and_ffn_down_fp32()),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["operators"] = list(self.operators)

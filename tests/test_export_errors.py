@@ -58,6 +58,11 @@ def test_unknown_precision(make_checkpoint, tmp_path: Path, precision: str) -> N
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unknown_int8_policy(make_checkpoint, tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="unknown int8 policy 'fastest'; known: accuracy, speed"):
+        export_model(str(make_checkpoint("distilbert-qa-uncased")), tmp_path, int8_policy="fastest")
+
+
 def test_existing_output_is_refused_without_force(make_checkpoint, make_bundle, tmp_path: Path) -> None:
     checkpoint = make_checkpoint("distilbert-qa-uncased")
     target = tmp_path / checkpoint.name

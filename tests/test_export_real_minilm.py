@@ -36,9 +36,8 @@ def reference(minilm_checkpoint):
 @pytest.mark.parametrize("file,min_cosine,max_abs", [
     ("onnx/model.onnx", 0.99999, 1e-4),
     ("onnx/model_fp16.onnx", 0.9999, 2e-2),
-    # Dynamic int8 on MiniLM measured 0.981-0.986 at worst and ~0.99 on average (see the manifest's
-    # int8 candidates); the bound leaves a margin for ISA differences in the int8 kernels.
-    ("onnx/model_quantized.onnx", 0.97, None),
+    # The accuracy policy keeps MiniLM's FFN down-projections and QKV in fp32 to reach the 0.99 target.
+    ("onnx/model_quantized.onnx", 0.99, None),
 ])
 def test_real_minilm_variants_against_pytorch(minilm_bundle, reference, file: str, min_cosine: float,
                                               max_abs: float | None) -> None:
@@ -50,7 +49,7 @@ def test_real_minilm_variants_against_pytorch(minilm_bundle, reference, file: st
     if max_abs is not None:
         assert np.abs(got - ref["last_hidden_state"])[mask.astype(bool)].max() <= max_abs
     else:
-        assert cos.mean() >= 0.985, cos
+        assert cos.mean() >= 0.995, cos
 
 
 def test_real_minilm_manifest_records_pooling_and_int8_choice(minilm_bundle) -> None:
@@ -60,5 +59,19 @@ def test_real_minilm_manifest_records_pooling_and_int8_choice(minilm_bundle) -> 
     assert (minilm_bundle / "1_Pooling/config.json").is_file()
     int8 = manifest.variants["int8"]
     assert int8.details["chosen"] in int8.details["candidates"]
+    assert int8.details["target_met"] is True and int8.details["policy"] == "accuracy"
+    assert int8.parity["embedding_cosine_min"] >= 0.99
+    # the fully quantised graph was tried first and missed the target on these weights
+    assert int8.details["candidates"]["fused"]["embedding_cosine_min"] < 0.99
     assert int8.parity["embedding_cosine_min"] == pytest.approx(
         int8.details["candidates"][int8.details["chosen"]]["embedding_cosine_min"])
+
+
+def test_speed_policy_keeps_the_fully_quantised_graph(minilm_checkpoint, tmp_path) -> None:
+    from distilrt.export import export_model
+
+    result = export_model(str(minilm_checkpoint), tmp_path, precisions="int8", int8_policy="speed", name="fast")
+    details = result.manifest.variants["int8"].details
+    assert details["policy"] == "speed" and details["preset"]["keep_fp32"] == []
+    assert "Attention" in details["preset"]["operators"]
+    assert set(details["candidates"]) <= {"none", "fused"}
