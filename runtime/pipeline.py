@@ -42,7 +42,7 @@ def pipeline(
     batch_size: int = 32,
     threads: int | None = None,
     optimization: str = "all",
-    optimized_cache: bool = True,
+    optimized_cache: bool = False,
     cache_dir: str | Path | None = None,
     device_id: int = 0,
     io_binding: bool | None = None,
@@ -55,8 +55,9 @@ def pipeline(
     "tensorrt".  ``batch_size`` bounds how many sequences run together (inputs are length-sorted into
     batches).  ``threads`` sets ONNX Runtime's intra-op threads (default: physical cores);
     ``optimization`` its graph optimisation level ("disabled", "basic", "extended", "all").
-    ``optimized_cache`` saves the optimised graph under ``cache_dir`` (default ``<bundle>/.cache``)
-    so the next start skips optimisation.  ``io_binding`` (default: on for GPU providers) keeps inputs
+    ``optimized_cache=True`` saves ONNX Runtime's optimised graph under ``cache_dir`` (default
+    ``<bundle>/.cache``, keyed by the variant's SHA-256) and reuses it on the next start; off by default
+    because exported bundles are already fused (see :mod:`distilrt.runtime.cache`).  ``io_binding`` (default: on for GPU providers) keeps inputs
     and outputs on the device.  ``tensorrt_cache_dir`` holds TensorRT engines (default
     ``<bundle>/.cache/tensorrt``).
 

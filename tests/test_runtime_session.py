@@ -144,7 +144,7 @@ def test_tampered_and_missing_files_are_refused(qa_copy: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="does not match the manifest"):
-        pipeline(model=qa_copy, precision="fp32", provider="cpu")
+        pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     (qa_copy / "onnx" / "model_fp16.onnx").unlink()
     with pytest.raises(BundleError, match="missing"):
         pipeline(model=qa_copy, precision="fp16", provider="cpu")
@@ -162,22 +162,22 @@ def test_tokenizer_larger_than_embedding_is_refused(qa_copy: Path) -> None:
 # -- optimised-model cache -------------------------------------------------------------------------
 
 def test_optimized_cache_is_reused_verified_and_invalidated(qa_copy: Path) -> None:
-    first = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    first = pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     assert not first.session.from_cache
     entries = sorted(p.name for p in (qa_copy / ".cache").iterdir())
     assert len(entries) == 2 and entries[0].endswith(".json") and entries[1].endswith(".onnx")
     manifest = json.loads((qa_copy / "manifest.json").read_text())
     assert all(".cache" not in v["file"] for v in manifest["variants"].values())
-    second = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    second = pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     assert second.session.from_cache
     question, context = "Who was Jim Henson?", "Jim Henson was a nice puppet maker."
     assert same_answers([[second(question=question, context=context)]], [[first(question=question, context=context)]])
 
     cached = next((qa_copy / ".cache").glob("*.onnx"))
     cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")  # damaged cache: rebuilt, never run
-    third = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    third = pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     assert not third.session.from_cache
-    assert pipeline(model=qa_copy, precision="fp32", provider="cpu").session.from_cache
+    assert pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True).session.from_cache
 
     # a re-exported variant has a new SHA-256: the old entry is not used, and is dropped on the next save
     old_key = next((qa_copy / ".cache").glob("*.onnx")).name
@@ -191,14 +191,14 @@ def test_optimized_cache_is_reused_verified_and_invalidated(qa_copy: Path) -> No
     onnx.save(graph, str(model))
     manifest["variants"]["fp32"]["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
     (qa_copy / "manifest.json").write_text(json.dumps(manifest))
-    fresh = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    fresh = pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     assert not fresh.session.from_cache
     names = [p.name for p in (qa_copy / ".cache").glob("*.onnx")]
     assert old_key not in names and len(names) == 1
 
 
-def test_cache_can_be_disabled(qa_copy: Path) -> None:
-    pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=False)
+def test_cache_is_off_by_default(qa_copy: Path) -> None:
+    assert not pipeline(model=qa_copy, precision="fp32", provider="cpu").session.from_cache
     assert not (qa_copy / ".cache").exists()
 
 
