@@ -1,0 +1,49 @@
+"""int8 presets quantise activation x activation MatMuls (attention scores / context) unless a fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+
+from distilrt.export.quantize import QuantizationPreset, quantize  # noqa: E402
+
+
+def _graph(path: Path) -> None:
+    """x @ W (a weight MatMul) then (x W) @ (x W)^T (an activation x activation MatMul, like Q K^T)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32), "W")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"], name="proj/MatMul"),
+        helper.make_node("Transpose", ["h"], ["hT"], perm=[1, 0], name="t"),
+        helper.make_node("MatMul", ["h", "hT"], ["y"], name="scores/MatMul"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 8])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _float_matmuls(path: Path) -> list[str]:
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "MatMul"]
+
+
+def test_default_preset_quantises_activation_matmuls(tmp_path: Path) -> None:
+    _graph(tmp_path / "g.onnx")
+    preset = QuantizationPreset.avx512_vnni()
+    assert preset.activation_matmuls
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", preset)
+    assert _float_matmuls(tmp_path / "q.onnx") == []
+
+
+def test_accuracy_fallbacks_keep_activation_matmuls_fp32(tmp_path: Path) -> None:
+    _graph(tmp_path / "g.onnx")
+    for _, preset in QuantizationPreset.avx512_vnni().accuracy_ladder()[1:]:
+        assert not preset.activation_matmuls
+        quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", preset)
+        assert _float_matmuls(tmp_path / "q.onnx") == ["scores/MatMul"]
