@@ -1,95 +1,56 @@
 """Cold start, import time, peak RSS, bundle size on disk and installed size.
 
-Cold start is a new Python process from launch until the first answer is printed; each child
-reports its own import time, load time and peak RSS (``ru_maxrss``), and the parent times the whole
-process.  Installed size sums the files of each distribution in a dependency closure as installed
+Cold start is a new Python process from launch until the first answer (measured by the runtime's
+``scripts/runtime_footprint.py``, reused here).  Installed size sums the files of each distribution in a dependency closure as installed
 here, for a runtime-only environment and for one with torch + transformers + optimum.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import re
-import statistics
-import subprocess
-import sys
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# The child's own high-water mark.  Not ru_maxrss: Linux carries it across fork + exec, so a child of
-# a large parent would report the parent's size.
-_PEAK_RSS = r"""
-def peak_rss_mb():
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-"""
-
-_CHILD_DISTILRT = r"""
-import json, sys, time
-t0 = time.perf_counter()
-PEAK_RSS
-from distilrt.runtime import pipeline
-t1 = time.perf_counter()
-qa = pipeline("question-answering", model=sys.argv[1], precision=sys.argv[2], provider="cpu", threads=int(sys.argv[3]))
-t2 = time.perf_counter()
-answer = qa(question=sys.argv[4], context=sys.argv[5])
-t3 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2,
-                  "rss_mb": peak_rss_mb(), "answer": answer["answer"]}))
-"""
-
-_CHILD_TRANSFORMERS = r"""
-import json, sys, time
-t0 = time.perf_counter()
-PEAK_RSS
-import torch
-from transformers import pipeline
-t1 = time.perf_counter()
-torch.set_num_threads(int(sys.argv[3]))
-qa = pipeline("question-answering", model=sys.argv[1], device="cpu")
-t2 = time.perf_counter()
-answer = qa(question=sys.argv[4], context=sys.argv[5])
-t3 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2,
-                  "rss_mb": peak_rss_mb(), "answer": answer["answer"]}))
-"""
-
-QUESTION = "What is a good example of a question answering dataset?"
-CONTEXT = ("Extractive Question Answering is the task of extracting an answer from a text given a question. "
-           "An example of a question answering dataset is the SQuAD dataset, which is entirely based on that task.")
+FOOTPRINT_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "runtime_footprint.py"
 
 
-def _child(code: str, args: list[str]) -> dict[str, Any]:
-    code = code.replace("PEAK_RSS", _PEAK_RSS)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"cold-start child failed ({done.returncode}): {done.stderr.strip()[-600:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    report["process_s"] = wall
-    return report
+def _footprint_script() -> Any:
+    """``scripts/runtime_footprint.py`` of a source checkout (the runtime's own cold-start measurement)."""
+    if not FOOTPRINT_SCRIPT.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("distilrt_runtime_footprint", FOOTPRINT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
-def cold_start(*, checkpoint: Path, bundle: Path, precision: str, threads: int, repeats: int) -> dict[str, Any]:
-    """Median cold start of distilrt (``precision``) and of the transformers pipeline on the same weights."""
-    systems = {
-        f"distilrt-{precision}": (_CHILD_DISTILRT, [str(bundle), precision]),
-        "transformers-fp32": (_CHILD_TRANSFORMERS, [str(checkpoint), "fp32"]),
-    }
-    found: dict[str, Any] = {}
-    for name, (code, args) in systems.items():
-        runs = [_child(code, [args[0], args[1], str(threads), QUESTION, CONTEXT]) for _ in range(repeats)]
-        found[name] = {key: round(statistics.median(r[key] for r in runs), 4)
-                       for key in ("process_s", "import_s", "load_s", "first_call_s", "rss_mb")}
-        found[name]["runs"] = repeats
-    return found
+def cold_start(*, checkpoint: Path, bundle: Path, precision: str, repeats: int) -> dict[str, Any]:
+    """Median cold start of distilrt (``precision``) and of the transformers pipeline on the same weights.
+
+    Delegates to ``scripts/runtime_footprint.py``: each run is a new process answering one question;
+    the child reports import / load / first-answer times and its peak RSS (VmHWM), the parent the
+    whole process's wall time.  Returns ``{"skipped": reason}`` when the script is not there (an
+    installed wheel has no ``scripts/``) or a child fails.
+    """
+    script = _footprint_script()
+    if script is None:
+        return {"skipped": f"{FOOTPRINT_SCRIPT} not found (cold start is measured from a source checkout)"}
+    try:
+        found = script.measure(bundle=bundle, checkpoint=checkpoint, precision=precision, repeats=repeats)
+    except (SystemExit, RuntimeError, OSError) as exc:
+        return {"skipped": f"cold-start child failed: {str(exc)[-400:]}"}
+    names = {"distilrt (optimised-model cache warm)": f"distilrt-{precision} (optimised-model cache warm)",
+             "distilrt (no optimised-model cache)": f"distilrt-{precision}",
+             "transformers.pipeline": "transformers-fp32"}
+    result: dict[str, Any] = {}
+    for label, figures in found.items():
+        result[names.get(label, label)] = {
+            "process_s": round(figures["process_wall_s"], 4), "import_s": round(figures["import_s"], 4),
+            "load_s": round(figures["load_s"], 4), "first_call_s": round(figures["first_answer_s"], 4),
+            "rss_mb": round(figures["peak_rss_mb"], 1), "runs": repeats}
+    return result
 
 
 def dir_bytes(path: Path, pattern: str = "*") -> int:
