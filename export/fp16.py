@@ -41,15 +41,17 @@ def _untie_initializers(graph, fp32_ops: set[str]) -> None:  # noqa: ANN001 - on
     import onnx
 
     initializers = {init.name: init for init in graph.initializer}
-    seen: dict[str, int] = {}
+    kept_uses: dict[str, int] = {}
     for node in graph.node:
+        if node.op_type not in fp32_ops:
+            continue
         for index, name in enumerate(node.input):
             if name not in initializers:
                 continue
-            seen[name] = seen.get(name, 0) + 1
-            if seen[name] > 1 and node.op_type in fp32_ops:
+            kept_uses[name] = kept_uses.get(name, 0) + 1
+            if kept_uses[name] > 1:  # the first kept consumer keeps the original
                 copy = onnx.TensorProto()
                 copy.CopyFrom(initializers[name])
-                copy.name = f"{name}__untied{seen[name]}"
+                copy.name = f"{name}__untied{kept_uses[name]}"
                 graph.initializer.append(copy)
                 node.input[index] = copy.name
