@@ -26,7 +26,7 @@ def summary_table(results: Sequence[ExportResult]) -> str:
             rows.append((
                 result.name, result.manifest.task, precision, f"{variant.bytes / 1e6:.1f}",
                 parity_cell(precision, variant.parity), str(variant.details.get("graph", "")),
-                f"{result.total_seconds:.1f}",
+                f"{result.total_seconds:.1f}" if result.total_seconds else "reused",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]

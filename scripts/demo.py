@@ -24,6 +24,11 @@ Extractive Question Answering is the task of extracting an answer from a text gi
 question answering dataset is the SQuAD dataset, which is entirely based on that task. If you would like to fine-tune
 a model on a SQuAD task, you may leverage the examples/pytorch/question-answering/run_squad.py script.
 """
+#: What the real checkpoints answer (from their published pipelines), shown beside stand-in answers.
+REAL_ANSWERS = {
+    "distilbert-base-uncased-distilled-squad": "'SQuAD dataset', score 0.4704, start 147, end 160",
+    "distilbert-base-cased-distilled-squad": "'SQuAD dataset', score 0.5152, start 147, end 160",
+}
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
 
 
@@ -80,13 +85,19 @@ def run_all(bundles: list[tuple[Path, str]]) -> None:
     for bundle, label in bundles:
         manifest = Manifest.read(bundle)
         banner(f"{bundle.name} — {manifest.task}, {label}")
+        seed = manifest.source.get("seed") or bundle.name.removesuffix("-standin")
         if manifest.task == "question-answering":
+            if "STAND-IN" in label and seed in REAL_ANSWERS:
+                print(f"(random weights; the real {seed} answers {REAL_ANSWERS[seed]})")
             for precision in manifest.variants:
                 qa = pipeline("question-answering", model=bundle, precision=precision, provider="cpu")
                 print(f"{precision:>5}: {qa(question=QUESTION, context=CONTEXT)}")
         if manifest.task == "fill-mask":
             fm = pipeline("fill-mask", model=bundle, provider="cpu")
             mask = "<mask>" if manifest.model_type == "roberta" else "[MASK]"
+            if "STAND-IN" in label:
+                print("(random weights: the guesses are noise; ids beyond a stand-in's small trained vocabulary "
+                      "decode to '')")
             for guess in fm(f"Paris is the {mask} of France.", top_k=3):
                 print(f"  {guess['score']:.4f}  {guess['token_str']!r:>14}  {guess['sequence']}")
         if manifest.task in ("fill-mask", "feature-extraction", "question-answering"):
