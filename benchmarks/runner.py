@@ -69,7 +69,8 @@ def workloads_for(model: BenchModel, *, quick: bool) -> list[Workload]:
         mask = "<mask>" if "roberta" in model.source else "[MASK]"
         texts = workloads.fill_mask_texts(mask, workloads.FILL_MASK_BATCH)
         return [Workload("fm-b1", "latency", texts[:1], (1,)),
-                Workload("fm-64-mixed", "throughput", texts, (1, 8, 32), note="64 texts of 8-60 words, top_k=5")]
+                Workload(f"fm-{len(texts)}-mixed", "throughput", texts, (1, 8, 32),
+                         note=f"{len(texts)} texts of 6-24 words, top_k=5")]
     sentences = workloads.sentences()
     return [Workload("embed-b1", "latency", sentences[:1], (1,)),
             Workload("embed-1000", "throughput", sentences, (8, 32, 128), note="1,000 sentences of 6-40 words")]
@@ -114,7 +115,9 @@ def measure_system(runner: Any, work: Workload, settings: Settings, say: Callabl
         say(f"    p50 {latency.p50:8.2f} ms  p95 {latency.p95:8.2f}  p99 {latency.p99:8.2f}  ({latency.runs} runs)")
     else:
         size, tried = _best_batch(runner, work, say)
-        seconds = time_pass(lambda: runner.run(work.inputs, size), repeats=settings.throughput_repeats)
+        # Tuning already warmed the system up when it tried several sizes.
+        seconds = time_pass(lambda: runner.run(work.inputs, size), repeats=settings.throughput_repeats,
+                            warmup=not tried)
         row.update(batch_size=size, batch_sizes_tried=tried, seconds=round(seconds, 4),
                    throughput=round(len(work.inputs) / seconds, 2))
         say(f"    {row['throughput']:8.1f} items/s at batch {size}")

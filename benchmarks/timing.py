@@ -43,9 +43,10 @@ def time_calls(call: Callable[[], Any], *, seconds: float, min_runs: int, max_ru
     return summarize(samples)
 
 
-def time_pass(call: Callable[[], Any], *, repeats: int) -> float:
-    """Median wall time in seconds of ``repeats`` full passes (one warm pass is left out)."""
-    call()
+def time_pass(call: Callable[[], Any], *, repeats: int, warmup: bool = True) -> float:
+    """Median wall time in seconds of ``repeats`` full passes (after one untimed pass if ``warmup``)."""
+    if warmup:
+        call()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -17,7 +17,7 @@ SEED = 20240531
 QA_LENGTHS = (32, 128, 384)
 THROUGHPUT_PAIRS = 256
 EMBED_SENTENCES = 1000
-FILL_MASK_BATCH = 64
+FILL_MASK_BATCH = 32
 
 _FALLBACK_WORDS = (
     "the of and to in is was for on as with by he at from his an were are which this be or has had not "
@@ -91,11 +91,11 @@ def throughput_pairs(count: int = THROUGHPUT_PAIRS, *, seed: int = SEED) -> list
 
 
 def fill_mask_texts(mask_token: str, count: int, *, seed: int = SEED) -> list[str]:
-    """``count`` texts of 8-60 words, each with one ``mask_token`` somewhere in the middle."""
+    """``count`` texts of 6-24 words, each with one ``mask_token`` somewhere in the middle."""
     rng = random.Random(seed + 1)
     texts = []
     for _ in range(count):
-        words = _words(rng, rng.randint(8, 60))
+        words = _words(rng, rng.randint(6, 24))
         words[rng.randint(1, len(words) - 2)] = mask_token
         texts.append(_capitalised(words))
     return texts
