@@ -222,7 +222,51 @@ def write(result: dict[str, Any], out: Path) -> dict[str, Path]:
     json_path.write_text(json.dumps(result, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
     md_path = out / "results.md"
     md_path.write_text(markdown(result), encoding="utf-8")
-    written = {"json": json_path, "markdown": md_path}
+    readme_path = out / "README_section.md"
+    readme_path.write_text(readme_section(result, results_dir=str(out)), encoding="utf-8")
+    written = {"json": json_path, "markdown": md_path, "readme_section": readme_path}
     for path in plots(result, out):
         written[path.stem] = path
     return written
+
+
+def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/results") -> str:
+    """The README's "Benchmarks" section: the headline QA table, the other models' rows, targets, plot."""
+    machine, settings = result["machine"], result["settings"]
+    index = _index(result["rows"])
+    lines = ["## Benchmarks", "",
+             f"`distilrt bench --output {results_dir}` on {machine['cpu']} ({machine['logical_cores']} cores, "
+             f"{', '.join(i for i in machine['isa'] if 'vnni' in i or i == 'avx512f')}), {settings['threads']} threads "
+             "for every system, one run. Full-size DistilBERT / DistilRoBERTa architectures with seeded random "
+             "weights (speed depends on shapes, not weight values); all-MiniLM-L6-v2 with its real weights. "
+             "Latency: p50 in ms end to end (tokenize + run + post-process); throughput: items/s at each "
+             f"system's best batch size. Full figures, p95/p99, efficiency and footprint: `{results_dir}/results.md`.",
+             ""]
+    for key, info in result["models"].items():
+        loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
+        systems = [s for s in SYSTEM_ORDER if any((key, w, s) in index for w in loads)]
+        lines += [f"**{key}** ({info['task']})", "", "| system | " + " | ".join(loads) + " |",
+                  "|---|" + "---|" * len(loads)]
+        for system in systems:
+            cells = []
+            for w in loads:
+                row = index.get((key, w, system))
+                if row is None:
+                    cells.append("—")
+                elif row["kind"] == "latency":
+                    cells.append(f"{row['latency_ms']['p50']:.1f} ms")
+                else:
+                    cells.append(f"{row['throughput']:.1f}/s")
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        lines.append("")
+    targets = result.get("targets", [])
+    if targets:
+        lines += ["Targets (distilbert-qa):", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+        for t in targets:
+            measured = "—" if t["measured"] is None else f"{t['measured']:.3g}"
+            met = "—" if t["met"] is None else ("yes" if t["met"] else "no")
+            lines.append(f"| {t['target']} | {t['comparison']} {t['goal']:.3g} | {measured} | {met} |")
+        lines.append("")
+    if "distilbert-qa" in result["models"]:
+        lines += [f"![speed vs the transformers PyTorch fp32 pipeline]({results_dir}/speedup_distilbert-qa.png)", ""]
+    return "\n".join(lines)
