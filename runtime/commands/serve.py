@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most inputs per model call; 1 turns dynamic batching off (default: 32)")
     parser.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
                         help="how long a request may wait for others to join its batch (default: 5)")
+    parser.add_argument("--pipeline-batch-size", type=_positive_int, default=8,
+                        help="sequences per ONNX Runtime run inside a coalesced batch, length-sorted to limit padding "
+                             "(default: 8, best measured on CPU; raise it on GPU)")
     parser.add_argument("--max-queue", type=_positive_int, default=256,
                         help="requests waiting per model before answering 503 (default: 256)")
     parser.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20,
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                              max_body_bytes=args.max_body_bytes, max_inputs_per_request=args.max_inputs_per_request,
                              api_key=api_key, graceful_timeout_s=args.graceful_timeout)
     models = [bundle_model(b, precision=args.precision, provider=args.provider, threads=args.threads,
-                           batch_size=max(32, args.max_batch_size)) for b in args.bundles]
+                           batch_size=args.pipeline_batch_size) for b in args.bundles]
     names = [m.name for m in models]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

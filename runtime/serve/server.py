@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def bundle_model(bundle: Path, *, precision: str = "auto", provider: str = "auto", threads: int | None = None,
-                 batch_size: int = 32) -> ServedModel:
+                 batch_size: int = 8) -> ServedModel:
     """A :class:`ServedModel` for a bundle directory, named and typed by its manifest (loaded later)."""
     bundle = Path(bundle)
     manifest = Manifest.read(bundle)
