@@ -178,6 +178,8 @@ def _markdown(report: dict[str, Any]) -> str:
              f"batching on = --max-batch-size {s['max_batch_size']} --max-wait-ms {s['max_wait_ms']}, "
              "batching off = --max-batch-size 1. Client and server share the machine (loopback).", "",
              f"Load: {s['bodies']} seeded texts, 80% 4-24 words, 20% 60-120 words. {report['weights']}", "",
+             f"Load average before the run: {m.get('load_average_before')} (other work on the machine skews figures).",
+             "",
              "| mode | concurrency | throughput (req/s) | p50 (ms) | p99 (ms) | requests | non-200 |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for mode, rows in report["results"].items():
@@ -203,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--pipeline-batch-size", type=int, default=8)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--weights-note", default=None, help="what the bundle's weights are, for the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    bundle, weights = args.bundle, "Weights: as in the bundle."
+    bundle, weights = args.bundle, f"Weights: {args.weights_note or 'as in the bundle'}."
     if args.model:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from benchmarks.models import DEFAULT_WORK_DIR, MODELS, bundle_dir
