@@ -20,7 +20,9 @@ class QuantizationPreset:
     weight_type: str = "QInt8"  # u8 activations x s8 weights: the VNNI / NEON dot-product path
     per_channel: bool = True
     reduce_range: bool = False
-    operators: tuple[str, ...] = field(default=("MatMul", "Attention"))
+    # "Gather": the word-embedding table in int8 too (DistilBERT: 94 MB fp32).  Same speed, half the
+    # bundle file (138 -> 67 MB) and half the session's peak RSS (284 -> 145 MB) on full-size DistilBERT.
+    operators: tuple[str, ...] = field(default=("MatMul", "Attention", "Gather"))
     # Regexes of node names left in fp32.  Empty: quantise every matching operator.
     keep_fp32: tuple[str, ...] = ()
     # Also quantise MatMuls whose inputs are both activations: the attention scores (Q K^T) and context
@@ -62,9 +64,9 @@ class QuantizationPreset:
         return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS, activation_matmuls=False)
 
     def keeping_attention_and_ffn_down_fp32(self) -> "QuantizationPreset":
-        """FFN down-projections and the fused QKV attention in fp32: the most accurate fallback."""
+        """FFN down-projections, the fused QKV attention and the embeddings in fp32: the most accurate fallback."""
         return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS, activation_matmuls=False,
-                       operators=tuple(o for o in self.operators if o != "Attention"))
+                       operators=tuple(o for o in self.operators if o not in ("Attention", "Gather")))
 
     def accuracy_ladder(self) -> tuple[tuple[str, "QuantizationPreset"], ...]:
         """This preset and its fallbacks, fastest (most int8) first, each with a short tag."""

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"),
                         help="directory for results.json, results.md and the plots (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke check: DistilBERT-QA only, b1x128 and 48 mixed pairs, short timings (< 2 min "
+                        help="smoke check: DistilBERT-QA only, b1x128 and 16 mixed pairs, short timings (< 2 min "
                              "once the models are cached)")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread budget for every system (default: physical cores)")

@@ -1,4 +1,4 @@
-"""int8 presets quantise activation x activation MatMuls (attention scores / context) unless a fallback."""
+"""int8 presets: activation x activation MatMuls and embedding tables are quantised, except in fallbacks."""
 
 from __future__ import annotations
 
@@ -47,3 +47,31 @@ def test_accuracy_fallbacks_keep_activation_matmuls_fp32(tmp_path: Path) -> None
         assert not preset.activation_matmuls
         quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", preset)
         assert _float_matmuls(tmp_path / "q.onnx") == ["scores/MatMul"]
+
+
+def _embedding_graph(path: Path) -> None:
+    """A word-embedding lookup: Gather(table, ids)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32), "table")
+    node = helper.make_node("Gather", ["table", "ids"], ["y"], name="embeddings/Gather")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16])], [table])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _table_type(path: Path) -> int:
+    graph = onnx.load(str(path)).graph
+    gather = next(n for n in graph.node if n.op_type == "Gather")
+    return next(i.data_type for i in graph.initializer if i.name == gather.input[0])
+
+
+def test_embeddings_int8_except_in_the_most_accurate_fallback(tmp_path: Path) -> None:
+    _embedding_graph(tmp_path / "g.onnx")
+    ladder = QuantizationPreset.avx512_vnni().accuracy_ladder()
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", ladder[0][1])
+    assert _table_type(tmp_path / "q.onnx") in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", ladder[-1][1])
+    assert _table_type(tmp_path / "q.onnx") == onnx.TensorProto.FLOAT
