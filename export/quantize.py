@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,47 @@ def quantize(model_path: Path, out_path: Path, preset: QuantizationPreset) -> No
     level = root.level
     root.setLevel(max(level, logging.ERROR))
     try:
-        _quantize_dynamic(model_path, out_path, preset, excluded)
+        with tempfile.TemporaryDirectory(prefix="distilrt-quantize-") as tmp:
+            folded = fold_weight_transposes(model_path, Path(tmp) / "folded.onnx")
+            _quantize_dynamic(folded or model_path, out_path, preset, excluded)
     finally:
         root.setLevel(level)
+
+
+def fold_weight_transposes(model_path: Path, out_path: Path) -> Path | None:
+    """Replace each ``Transpose(initializer)`` with a transposed initializer; None if there is none.
+
+    A masked-LM head tied to the word embeddings reads the table through a Transpose.  The quantiser
+    sees a non-constant MatMul input there, so it would leave the vocabulary projection in fp32 or,
+    with activation MatMuls on, re-quantise the whole table on every run (and dequantise it too once
+    the embedding Gather is int8): 21 of 34 ms per call on full-size DistilBERT-MLM at 24 tokens.
+    Folded, the head gets its own per-channel int8 weight like every other projection.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    folded = []
+    for node in graph.node:
+        if node.op_type != "Transpose" or node.input[0] not in initializers:
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        array = numpy_helper.to_array(initializers[node.input[0]])
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(np.transpose(array, perm)),
+                                                         node.output[0]))
+        folded.append(node)
+    if not folded:
+        return None
+    for node in folded:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for initializer in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(initializer)  # the untransposed table, if nothing else reads it
+    onnx.save(model, str(out_path))
+    return out_path
 
 
 def _quantize_dynamic(model_path: Path, out_path: Path, preset: QuantizationPreset, excluded: list[str]) -> None:

@@ -75,3 +75,31 @@ def test_embeddings_int8_except_in_the_most_accurate_fallback(tmp_path: Path) ->
     assert _table_type(tmp_path / "q.onnx") in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
     quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", ladder[-1][1])
     assert _table_type(tmp_path / "q.onnx") == onnx.TensorProto.FLOAT
+
+
+def test_tied_lm_head_gets_a_constant_int8_weight(tmp_path: Path) -> None:
+    """Gather(table) for the embeddings and MatMul(h, Transpose(table)) for a tied vocabulary head."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32), "table")
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["h"], name="embeddings/Gather"),
+             helper.make_node("Transpose", ["table"], ["tableT"], perm=[1, 0], name="head/Transpose"),
+             helper.make_node("MatMul", ["h", "tableT"], ["logits"], name="head/MatMul")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8, 100])], [table])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "g.onnx"))
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", QuantizationPreset.avx512_vnni())
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
+    # No per-run work on the whole table: it is neither transposed, dequantised nor re-quantised.
+    assert "Transpose" not in ops and "MatMul" not in ops
+    assert not any(n.op_type == "DequantizeLinear" and n.input[0].startswith("table")
+                   for n in onnx.load(str(tmp_path / "q.onnx")).graph.node)
+
+    import onnxruntime as ort
+
+    ids = np.arange(8, dtype=np.int64).reshape(1, 8)
+    expected = ort.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"ids": ids})[0]
+    got = ort.InferenceSession(str(tmp_path / "q.onnx")).run(None, {"ids": ids})[0]
+    assert np.argmax(got, -1).tolist() == np.argmax(expected, -1).tolist()
