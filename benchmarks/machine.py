@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from typing import Any
+
+from distilrt.runtime.hostinfo import cpu_info, package_versions
 
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "amx_int8", "amx_bf16")
 VERSIONED = ("distilrt", "onnxruntime", "onnx", "tokenizers", "numpy", "torch", "transformers", "optimum",
              "optimum-onnx", "sentence-transformers")
-
-
-def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return model, flags
 
 
 def _physical_cores() -> int | None:
@@ -37,17 +24,11 @@ def _physical_cores() -> int | None:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return {"python": platform.python_version(), **package_versions(VERSIONED)}
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    model, flags = _cpuinfo()
+    model, flags = cpu_info()
     return {
         "cpu": model,
         "machine": platform.machine(),

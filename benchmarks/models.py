@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from distilrt.runtime.hostinfo import cpu_flags
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORK_DIR = Path(os.environ.get("DISTILRT_BENCH_CACHE", "~/.cache/distilrt-bench")).expanduser()
@@ -157,17 +159,6 @@ def optimum_preset_name() -> str:
     if "avx512_vnni" in flags or "avx_vnni" in flags:
         return "avx512_vnni"
     return "avx512" if "avx512f" in flags else "avx2"
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def prepare(keys: list[str], work: Path, *, progress: Callable[[str], None] | None = None) -> dict[str, dict[str, Path]]:

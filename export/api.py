@@ -9,11 +9,11 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from distilrt.runtime.errors import UnknownNameError
+from distilrt.runtime.hostinfo import cpu_info, package_versions
 from distilrt.runtime.manifest import Manifest, Variant, sha256_file
 from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
 
@@ -40,28 +40,10 @@ class ExportResult:
     total_seconds: float = 0.0
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for dist in _VERSIONED:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def _host() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     import os
 
+    cpu, _ = cpu_info()
     return {"machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
@@ -125,7 +107,7 @@ def export_model(
             inputs=tuple(variants.pop("_inputs")),
             outputs=tuple(variants.pop("_outputs")),
             opset=opset or DEFAULT_OPSET,
-            versions=_versions(),
+            versions=package_versions(_VERSIONED),
             variants=variants,
             tokenizer={"kind": ARCHITECTURES.get(checkpoint.model_type).tokenizer_kind, "file": "tokenizer.json"},
             pooling=bundle_io.sentence_pooling(checkpoint.path),

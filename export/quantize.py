@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from distilrt.runtime.hostinfo import cpu_flags
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +53,7 @@ class QuantizationPreset:
         machine = platform.machine().lower()
         if machine in ("arm64", "aarch64"):
             return cls.arm64()
-        flags = _cpu_flags()
+        flags = cpu_flags()
         if "avx512_vnni" in flags or "avx_vnni" in flags:
             return cls.avx512_vnni()
         return cls.avx2()
@@ -86,17 +88,6 @@ class QuantizationPreset:
 
 #: FFN down-projection MatMuls: BERT/RoBERTa ``layer.N/output/dense``, DistilBERT ``layer.N/ffn/lin2``.
 FFN_DOWN_PROJECTIONS: tuple[str, ...] = (r"layer\.\d+/output/dense/MatMul$", r"layer\.\d+/ffn/lin2/MatMul$")
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def quantize(model_path: Path, out_path: Path, preset: QuantizationPreset) -> None:

@@ -82,14 +82,10 @@ class Counter(_Family):
         return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_format_value(v)}" for k, v in items]
 
 
-class Gauge(_Family):
+class Gauge(Counter):
     """A value that goes up and down per label set."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         key = self._key(labels)
@@ -97,18 +93,7 @@ class Gauge(_Family):
             self._values[key] = float(value)
 
     def add(self, amount: float, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_format_value(v)}" for k, v in items]
+        self.inc(amount, **labels)
 
 
 class Histogram(_Family):
