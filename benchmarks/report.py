@@ -144,15 +144,20 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"GPU rows ({', '.join(gpu['systems'])}) skipped: {gpu['reason']}.", ""]
     for skipped in result.get("skipped", []):
         lines += [f"Skipped {', '.join(skipped['systems'])}: {skipped['reason']}.", ""]
-    targets = result.get("targets", [])
-    if targets:
-        lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
-        for t in targets:
-            measured = "not measured" if t["measured"] is None else f"{t['measured']:.3g}"
-            met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
-            lines.append(f"| {t['target']} | {t['comparison']} {t['goal']:.3g} | {measured} | {met} |")
-        lines.append("")
+    lines += _targets_table(result.get("targets", []), "## Targets", unmeasured="not measured", miss="**no**")
     return "\n".join(lines)
+
+
+def _targets_table(targets: list[dict[str, Any]], title: str, *, unmeasured: str, miss: str) -> list[str]:
+    """The targets as a Markdown table under ``title`` (nothing when there are none)."""
+    if not targets:
+        return []
+    lines = [title, "", "| target | goal | measured | met |", "|---|---|---|---|"]
+    for t in targets:
+        measured = unmeasured if t["measured"] is None else f"{t['measured']:.3g}"
+        met = "—" if t["met"] is None else ("yes" if t["met"] else miss)
+        lines.append(f"| {t['target']} | {t['comparison']} {t['goal']:.3g} | {measured} | {met} |")
+    return lines + [""]
 
 
 def _footprint_lines(found: dict[str, Any]) -> list[str]:
@@ -259,14 +264,7 @@ def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/res
                     cells.append(f"{row['throughput']:.1f}/s")
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
         lines.append("")
-    targets = result.get("targets", [])
-    if targets:
-        lines += ["Targets (distilbert-qa):", "", "| target | goal | measured | met |", "|---|---|---|---|"]
-        for t in targets:
-            measured = "—" if t["measured"] is None else f"{t['measured']:.3g}"
-            met = "—" if t["met"] is None else ("yes" if t["met"] else "no")
-            lines.append(f"| {t['target']} | {t['comparison']} {t['goal']:.3g} | {measured} | {met} |")
-        lines.append("")
+    lines += _targets_table(result.get("targets", []), "Targets (distilbert-qa):", unmeasured="—", miss="no")
     if "distilbert-qa" in result["models"]:
         lines += [f"![speed vs the transformers PyTorch fp32 pipeline]({results_dir}/speedup_distilbert-qa.png)", ""]
     return "\n".join(lines)

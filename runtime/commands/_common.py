@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
@@ -30,6 +30,33 @@ def load_pipeline(args: argparse.Namespace, task: str) -> Any:
 
     return pipeline(task, model=args.bundle, precision=args.precision, provider=args.provider,
                     batch_size=args.batch_size, threads=args.threads)
+
+
+def run_text_command(
+    args: argparse.Namespace,
+    task: str,
+    *,
+    call: Callable[[Any, list[Any]], Any],
+    result_key: str,
+    inputs_from_records: Callable[[list[dict[str, Any]]], list[Any]] = lambda records: [r["text"] for r in records],
+    missing: str = "pass at least one text, or --jsonl FILE",
+) -> int:
+    """The shape every text command shares: texts from the command line (one JSON result per line) or
+    records from ``--jsonl`` (each record echoed with its result under ``result_key``)."""
+    if args.jsonl is not None:
+        if args.text:
+            raise InputError("pass either --jsonl or texts, not both")
+        records = read_jsonl(args.jsonl, keys=("text",))
+        pipe = load_pipeline(args, task)
+        results = list(call(pipe, inputs_from_records(records))) if records else []
+        write_jsonl(records, results, key=result_key)
+        return 0
+    if not args.text:
+        raise InputError(missing)
+    pipe = load_pipeline(args, task)
+    for result in call(pipe, list(args.text)):
+        write_json(result)
+    return 0
 
 
 def read_jsonl(path: Path, *, keys: tuple[str, ...]) -> list[dict[str, Any]]:

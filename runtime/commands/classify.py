@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from ..errors import InputError
-from ._common import add_pipeline_arguments, load_pipeline, read_jsonl, write_json, write_jsonl
+from ._common import add_pipeline_arguments, run_text_command
 
 HELP = "classify texts with a text-classification bundle"
 DESCRIPTION = """Classify texts with a text-classification bundle.
@@ -26,23 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truncation", action="store_true", help="cut over-long texts instead of refusing them")
 
 
+def _classifier_inputs(records: list[dict[str, Any]]) -> list[Any]:
+    """Plain texts, or ``{"text", "text_pair"}`` dicts for records that carry a pair."""
+    items = [{"text": r["text"], "text_pair": r["text_pair"]} if r.get("text_pair") else r["text"] for r in records]
+    if all(isinstance(i, str) for i in items):
+        return items
+    return [i if isinstance(i, dict) else {"text": i} for i in items]
+
+
 def run(args: argparse.Namespace) -> int:
     options = {"top_k": None if args.all else args.top_k, "function_to_apply": args.function_to_apply,
                "truncation": args.truncation}
-    if args.jsonl is not None:
-        if args.text:
-            raise InputError("pass either --jsonl or texts, not both")
-        records = read_jsonl(args.jsonl, keys=("text",))
-        tc = load_pipeline(args, "text-classification")
-        items = [{"text": r["text"], "text_pair": r["text_pair"]} if r.get("text_pair") else r["text"] for r in records]
-        inputs = items if all(isinstance(i, str) for i in items) else [
-            i if isinstance(i, dict) else {"text": i} for i in items]
-        results = tc(inputs, **options) if records else []
-        write_jsonl(records, results, key="labels")
-        return 0
-    if not args.text:
-        raise InputError("pass at least one text, or --jsonl FILE")
-    tc = load_pipeline(args, "text-classification")
-    for result in tc(list(args.text), **options):
-        write_json(result)
-    return 0
+    return run_text_command(args, "text-classification", result_key="labels",
+                            call=lambda tc, inputs: tc(inputs, **options), inputs_from_records=_classifier_inputs)

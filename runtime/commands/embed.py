@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from ._common import add_pipeline_arguments, load_pipeline, read_jsonl, write_json, write_jsonl
+from ._common import add_pipeline_arguments, run_text_command
 
 HELP = "embed texts with a feature-extraction bundle"
 DESCRIPTION = """Compute embeddings with a feature-extraction bundle.
@@ -30,17 +29,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = {"pooling": args.pooling, "normalize": args.normalize, "truncation": args.truncation}
-    if args.jsonl is not None:
-        if args.text:
-            raise InputError("pass either --jsonl or texts, not both")
-        records = read_jsonl(args.jsonl, keys=("text",))
-        fe = load_pipeline(args, "feature-extraction")
-        vectors = list(fe([r["text"] for r in records], **options)) if records else []
-        write_jsonl(records, vectors, key="embedding")
-        return 0
-    if not args.text:
-        raise InputError("pass at least one text, or --jsonl FILE")
-    fe = load_pipeline(args, "feature-extraction")
-    for vector in fe(list(args.text), **options):
-        write_json(vector)
-    return 0
+    return run_text_command(args, "feature-extraction", result_key="embedding",
+                            call=lambda fe, texts: fe(texts, **options))

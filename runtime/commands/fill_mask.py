@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from ._common import add_pipeline_arguments, load_pipeline, read_jsonl, write_json, write_jsonl
+from ._common import add_pipeline_arguments, run_text_command
 
 HELP = "fill the mask token(s) of texts"
 DESCRIPTION = """Predict the tokens hidden behind the model's mask token ([MASK] or <mask>).
@@ -25,17 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
-    if args.jsonl is not None:
-        if args.text:
-            raise InputError("pass either --jsonl or texts, not both")
-        records = read_jsonl(args.jsonl, keys=("text",))
-        fm = load_pipeline(args, "fill-mask")
-        results = fm([r["text"] for r in records], top_k=args.top_k, targets=targets) if records else []
-        write_jsonl(records, results, key="predictions")
-        return 0
-    if not args.text:
-        raise InputError("pass at least one text holding the mask token, or --jsonl FILE")
-    fm = load_pipeline(args, "fill-mask")
-    for result in fm(list(args.text), top_k=args.top_k, targets=targets):
-        write_json(result)
-    return 0
+    return run_text_command(args, "fill-mask", result_key="predictions",
+                            call=lambda fm, texts: fm(texts, top_k=args.top_k, targets=targets),
+                            missing="pass at least one text holding the mask token, or --jsonl FILE")
