@@ -161,8 +161,9 @@ class TextTokenizer:
                 f"the question takes {len(question_tokens.ids)} tokens, leaving no room for the context within "
                 f"max_seq_len={max_seq_len}; pass a larger max_seq_len or a smaller max_question_len"
             )
-        context_length = len(self.encode_plain(context).ids)
-        if context_length > room and doc_stride >= room:
+        # The stride only matters when the context overflows one window; counting the context's tokens
+        # costs a full extra encode, so do it only when the stride could not work.
+        if doc_stride >= room and len(self.encode_plain(context).ids) > room:
             raise InputError(
                 f"doc_stride={doc_stride} must be smaller than the {room} context tokens that fit in one window "
                 f"(max_seq_len={max_seq_len} minus the question and special tokens); pass a smaller doc_stride "

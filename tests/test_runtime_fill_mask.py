@@ -124,3 +124,15 @@ def test_too_long_text_is_refused_not_truncated(task_pair) -> None:
         ours("word " * 600 + "[MASK].")
     with pytest.raises(InputError, match="top_k"):
         ours("[MASK].", top_k=0)
+
+
+def test_top_k_equals_a_stable_sort_of_the_whole_row_ties_included() -> None:
+    import numpy as np
+
+    from distilrt.runtime.tasks.fill_mask import _top_k_stable
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        row = rng.integers(0, 4, int(rng.integers(1, 50))).astype(np.float32)  # many ties
+        k = int(rng.integers(1, 60))
+        np.testing.assert_array_equal(_top_k_stable(row, k), np.argsort(-row, kind="stable")[:k])

@@ -139,3 +139,11 @@ def test_bad_input_raises_input_error(qa_pair, kwargs: dict[str, Any], message: 
     ours, _ = qa_pair("distilbert-qa-uncased")
     with pytest.raises(InputError, match=message):
         ours(**kwargs)
+
+
+def test_large_doc_stride_is_fine_when_the_context_fits_one_window(qa_pair) -> None:
+    ours, ref = qa_pair("distilbert-qa-uncased")
+    options = {"max_seq_len": 64, "doc_stride": 60}
+    answer = ours(question="Who was Jim Henson?", context="Jim Henson was a nice puppet", **options)
+    assert_same_answers(answer, ref(question="Who was Jim Henson?", context="Jim Henson was a nice puppet", **options),
+                        "doc_stride larger than the room, one window")
