@@ -139,13 +139,46 @@ def markdown(result: dict[str, Any]) -> str:
                          f"| {k['matmul_gops']:.2f} | {k['efficiency']:.0%} |")
         lines.append("")
     lines += _footprint_lines(result.get("footprint", {}))
-    gpu = result.get("gpu", {})
-    if gpu and not gpu.get("measured"):
-        lines += [f"GPU rows ({', '.join(gpu['systems'])}) skipped: {gpu['reason']}.", ""]
+    lines += gpu_lines(result.get("gpu", {}))
     for skipped in result.get("skipped", []):
         lines += [f"Skipped {', '.join(skipped['systems'])}: {skipped['reason']}.", ""]
     lines += _targets_table(result.get("targets", []), "## Targets", unmeasured="not measured", miss="**no**")
     return "\n".join(lines)
+
+
+def gpu_lines(gpu: dict[str, Any]) -> list[str]:
+    """The GPU section: measured rows as a table, then one line per skipped system with its reason."""
+    if not gpu:
+        return []
+    skipped = gpu.get("skipped")
+    if skipped is None:  # written before GPU rows were measured per system: one reason for all of them
+        return [] if gpu.get("measured") else [f"GPU rows ({', '.join(gpu['systems'])}) skipped: {gpu['reason']}.", ""]
+    rows = gpu.get("rows", [])
+    builds = gpu.get("builds", {})
+    lines = ["## GPU" + (f" — {gpu['device']}" if gpu.get("device") else ""), ""]
+    if rows:
+        loads = list(dict.fromkeys(r["workload"] for r in rows))
+        index = {(r["system"], r["workload"]): r for r in rows}
+        systems = [s for s in dict.fromkeys([*gpu.get("systems", []), *(r["system"] for r in rows)])
+                   if any((s, w) in index for w in loads)]
+        lines += ["Latency cells: p50 / p95 / p99 in ms, end to end (tokenize + run + post-process), timed after "
+                  "each shape's first call; load is model or session creation.", "",
+                  "| system | " + " | ".join(loads) + " | load s |", "|---|" + "---|" * (len(loads) + 1)]
+        for system in systems:
+            label = next(index[(system, w)]["label"] for w in loads if (system, w) in index)
+            load = builds.get(system, {}).get("load_s")
+            lines.append(f"| {label} | " + " | ".join(_cell(index.get((system, w))) for w in loads)
+                         + f" | {'—' if load is None else f'{load:.1f}'} |")
+        lines.append("")
+        for system in systems:
+            build = builds.get(system, {})
+            if "engine_build_s" in build:
+                lines.append(f"- {system}: TensorRT engine {build.get('engine_cache', 'built')} in "
+                             f"{build['engine_build_s']:.1f} s (session creation plus each shape's first call), "
+                             f"cache {build.get('cache_dir', '?')}")
+    for item in skipped:
+        lines.append(f"- {item['system']} skipped: {item['reason']}")
+    return lines + [""]
 
 
 def _targets_table(targets: list[dict[str, Any]], title: str, *, unmeasured: str, miss: str) -> list[str]:

@@ -169,7 +169,7 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
                 runner.close()
     result["kernel"] = _kernel_rows(settings, paths, peaks, say)
     _footprint(result, settings, paths, say)
-    result["gpu"] = _gpu_rows()
+    result["gpu"] = _gpu_rows(settings, paths, say)
     return result
 
 
@@ -232,7 +232,20 @@ def _footprint(result: dict[str, Any], settings: Settings, paths: dict[str, dict
     result["footprint"] = found
 
 
-def _gpu_rows() -> dict[str, Any]:
-    from .gpu import gpu_rows
+def _gpu_rows(settings: Settings, paths: dict[str, dict[str, Path]], say: Callable[[str], None]) -> dict[str, Any]:
+    """GPU rows of the QA model at its four latency workloads (also in quick mode: they are the GPU comparison).
 
-    return gpu_rows()
+    Runs last, and whatever goes wrong here is recorded as the reason: the CPU figures above are kept.
+    """
+    from .gpu import GPU_SYSTEMS, gpu_rows
+
+    key = "distilbert-qa"
+    loads = [w for w in workloads_for(MODELS[key], quick=False) if w.kind == "latency"]
+    try:
+        return gpu_rows(paths.get(key), loads, work_dir=settings.work_dir, seconds=settings.latency_seconds,
+                        min_runs=settings.min_runs, say=say)
+    except Exception as exc:
+        reason = f"the GPU runner failed: {type(exc).__name__}: {exc}"
+        say(f"GPU rows skipped: {reason}")
+        return {"measured": False, "systems": list(GPU_SYSTEMS), "reason": reason, "device": None, "rows": [],
+                "skipped": [{"system": s, "reason": reason} for s in GPU_SYSTEMS], "builds": {}}
