@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import logging
 import platform
 import shutil
@@ -152,16 +153,15 @@ def _build_variants(
         plain = export_fp32(checkpoint, work / "fp32", opset=opset)
     inputs, outputs = _io_names(plain)
 
-    fused_path = work / "fused.onnx"
     with steps.step("optimise", "ORT transformer fusions"):
-        try:
-            fused_ops = fuse(plain, fused_path, checkpoint.config)
-        except Exception as exc:  # an optimizer failure costs speed, not correctness: keep the plain graph
-            logger.warning("graph optimisation failed (%s); keeping the unfused graph", exc)
-            fused_ops = {}
+        # CPU candidates keep residual Add + LayerNormalization unfused (faster on the CPU provider);
+        # the fp16 variant, meant for CUDA / TensorRT, gets every fusion.
+        fused_ops = _fuse_or_nothing(plain, work / "fused.onnx", checkpoint.config, skip_layer_norm=False)
+        gpu_ops = (_fuse_or_nothing(plain, work / "fused_gpu.onnx", checkpoint.config, skip_layer_norm=True)
+                   if "fp16" in wanted else {})
         graphs = {"none": plain}
         if fused_ops:
-            graphs["fused"] = fused_path
+            graphs["fused"] = work / "fused.onnx"
     steps.note("fused: " + (", ".join(f"{k}x{v}" for k, v in fused_ops.items()) or "nothing"))
 
     with steps.step("reference", "PyTorch outputs (padded text batch + max-length batch)"):
@@ -176,11 +176,11 @@ def _build_variants(
         made["fp32"] = (graphs[best], {"graph": best, "fused_operators": fused_ops if best == "fused" else {},
                                        "best_of_5_ms": latency, "measured_on": "CPUExecutionProvider"})
     if "fp16" in wanted:
-        source = "fused" if "fused" in graphs else "none"
+        source = "fused" if gpu_ops else "none"
         with steps.step("convert", "fp16"):
             fp16_path = work / "model_fp16.onnx"
-            kept = convert_fp16(graphs[source], fp16_path)
-        made["fp16"] = (fp16_path, {"graph": source, "fp32_ops": kept, "io_types": "float32",
+            kept = convert_fp16(work / "fused_gpu.onnx" if gpu_ops else plain, fp16_path)
+        made["fp16"] = (fp16_path, {"graph": source, "fused_operators": gpu_ops, "fp32_ops": kept, "io_types": "float32",
                                     "why": "fused attention is what CUDA/TensorRT run fastest"})
     int8_figures: dict[str, Any] | None = None
     if "int8" in wanted:
@@ -205,6 +205,15 @@ def _build_variants(
     return variants
 
 
+def _fuse_or_nothing(plain: Path, out: Path, config: dict[str, Any], *, skip_layer_norm: bool) -> dict[str, int]:
+    """:func:`fuse`, or {} when the optimizer fails: that costs speed, not correctness."""
+    try:
+        return fuse(plain, out, config, skip_layer_norm=skip_layer_norm)
+    except Exception as exc:
+        logger.warning("graph optimisation failed (%s); keeping the unfused graph", exc)
+        return {}
+
+
 INT8_POLICIES = ("accuracy", "speed")
 #: What an int8 variant must reach to be preferred over a slower, more accurate candidate.
 INT8_COSINE_TARGET = 0.99
@@ -227,17 +236,21 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
     """
     op_types = {label: _op_types(graph) for label, graph in graphs.items()}
     levels: list[list[list[Any]]] = []
-    built: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    built: set[tuple[str, tuple[str, ...], tuple[str, ...], bool]] = set()
     passing: list[list[Any]] = []
-    for suffix, variant_preset in preset.accuracy_ladder() if ladder else (("", preset),):
+    for level_suffix, level_preset in preset.accuracy_ladder() if ladder else (("", preset),):
         level = []
-        for label, graph in graphs.items():
-            # Without a fused Attention node, dropping "Attention" from the operators changes nothing.
-            key = (label, tuple(o for o in variant_preset.operators if o in op_types[label]), variant_preset.keep_fp32)
+        for (alt_suffix, variant_preset), (label, graph) in itertools.product(level_preset.alternatives(),
+                                                                             graphs.items()):
+            # Without a fused Attention node, dropping "Attention" from the operators changes nothing;
+            # with one, there are no activation MatMuls left to keep in fp32.
+            activation_matmuls = variant_preset.activation_matmuls and "Attention" not in op_types[label]
+            key = (label, tuple(o for o in variant_preset.operators if o in op_types[label]), variant_preset.keep_fp32,
+                   activation_matmuls)
             if key in built:
                 continue
             built.add(key)
-            tag = f"{label}{suffix}"
+            tag = f"{label}{level_suffix}{alt_suffix}"
             path = work / f"int8_{tag}.onnx"
             with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
                 quantize(graph, path, variant_preset)

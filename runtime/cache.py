@@ -47,18 +47,20 @@ class OptimizedModelCache:
     source_sha256: str
     provider: str
     level: str
+    disabled: tuple[str, ...] = ()  # optimizers left out: the optimised graph depends on them
 
     @classmethod
     def for_variant(cls, bundle_dir: Path, variant_file: str, source_sha256: str, *, provider: str, level: str,
-                    cache_dir: Path | None = None) -> "OptimizedModelCache":
+                    cache_dir: Path | None = None, disabled: tuple[str, ...] = ()) -> "OptimizedModelCache":
         return cls(Path(cache_dir) if cache_dir else Path(bundle_dir) / CACHE_DIR_NAME, Path(variant_file).stem,
-                   source_sha256, provider, level)
+                   source_sha256, provider, level, tuple(sorted(disabled)))
 
     @property
     def key(self) -> str:
         import onnxruntime as ort
 
-        settings = "|".join((ort.__version__, self.provider, self.level, platform.machine(), _cpu_name()))
+        settings = "|".join((ort.__version__, self.provider, self.level, platform.machine(), _cpu_name(),
+                             ",".join(self.disabled)))
         return f"{self.source_sha256[:16]}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 
     @property

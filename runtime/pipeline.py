@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .bundle import Bundle, load_bundle
 from .errors import InputError
@@ -33,6 +33,11 @@ def task_class(task: str) -> type[Task]:
     return getattr(module, class_name)
 
 
+def _as_tuple(names: Sequence[str] | None) -> Any:
+    """A sequence as a tuple; None and a lone string unchanged (SessionSettings rejects the string)."""
+    return names if names is None or isinstance(names, str) else tuple(names)
+
+
 def pipeline(
     task: str | None = None,
     *,
@@ -47,6 +52,7 @@ def pipeline(
     device_id: int = 0,
     io_binding: bool | None = None,
     tensorrt_cache_dir: str | Path | None = None,
+    disabled_optimizers: Sequence[str] | None = None,
 ) -> Any:
     """Load a bundle for ``task`` (None: the bundle's own task) and return the callable task object.
 
@@ -59,7 +65,9 @@ def pipeline(
     ``<bundle>/.cache``, keyed by the variant's SHA-256) and reuses it on the next start; off by default
     because exported bundles are already fused (see :mod:`distilrt.runtime.cache`).  ``io_binding`` (default: on for GPU providers) keeps inputs
     and outputs on the device.  ``tensorrt_cache_dir`` holds TensorRT engines (default
-    ``<bundle>/.cache/tensorrt``).
+    ``<bundle>/.cache/tensorrt``).  ``disabled_optimizers`` names ONNX Runtime graph rewrites to leave
+    out (default: ``SkipLayerNormFusion`` on CPU, which measures slower there; nothing on GPU; ``()`` keeps
+    every rewrite).
 
     Every model file is checked against the manifest's SHA-256 before ONNX Runtime opens it.
     """
@@ -68,7 +76,8 @@ def pipeline(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     settings = SessionSettings(threads=threads, optimization=optimization, optimized_cache=optimized_cache,
-                               cache_dir=Path(cache_dir) if cache_dir else None, io_binding=io_binding)
+                               cache_dir=Path(cache_dir) if cache_dir else None, io_binding=io_binding,
+                               disabled_optimizers=_as_tuple(disabled_optimizers))
 
     probe = resolve_providers(provider, device_id=device_id, tensorrt={})  # validates the request first
     chosen = bundle.choose_precision(precision, device=probe.device)

@@ -103,3 +103,15 @@ def test_tied_lm_head_gets_a_constant_int8_weight(tmp_path: Path) -> None:
     expected = ort.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"ids": ids})[0]
     got = ort.InferenceSession(str(tmp_path / "q.onnx")).run(None, {"ids": ids})[0]
     assert np.argmax(got, -1).tolist() == np.argmax(expected, -1).tolist()
+
+
+def test_alternatives_add_an_fp32_attention_candidate(tmp_path: Path) -> None:
+    _graph(tmp_path / "g.onnx")
+    preset = QuantizationPreset.avx512_vnni()
+    (tag0, first), (tag1, second) = preset.alternatives()
+    assert (tag0, first) == ("", preset) and tag1 == "+attn-fp32"
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", second)
+    assert _float_matmuls(tmp_path / "q.onnx") == ["scores/MatMul"]  # the weight MatMul is still int8
+    # a preset that already keeps them in fp32 has nothing to add
+    fallback = preset.accuracy_ladder()[1][1]
+    assert fallback.alternatives() == (("", fallback),)

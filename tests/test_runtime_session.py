@@ -13,6 +13,7 @@ import pytest
 
 from distilrt.runtime import (
     BundleError,
+    InputError,
     ProviderUnavailableError,
     TaskMismatchError,
     UnknownNameError,
@@ -248,3 +249,33 @@ def test_outputs_are_float32(make_bundle) -> None:
     fe = pipeline(model=make_bundle("distilbert-features-cased"), precision="fp16", provider="cpu")
     states = fe(["A man is eating food.", "Hi"], pooling="none")
     assert all(s.dtype == np.float32 for s in states)
+
+
+# -- ONNX Runtime graph rewrites -------------------------------------------------------------------
+
+def _cached_op_types(bundle: Path, **kwargs) -> set[str]:
+    """Op types of the graph ONNX Runtime optimised for a CPU int8 session (read from the cache file)."""
+    import onnx
+
+    cache = bundle / ".cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    pipeline(model=bundle, precision="int8", provider="cpu", optimized_cache=True, **kwargs)
+    (saved,) = cache.glob("*.onnx")
+    return {node.op_type for node in onnx.load(str(saved)).graph.node}
+
+
+def test_cpu_sessions_leave_out_skip_layer_norm_fusion(qa_copy: Path) -> None:
+    assert SessionSettings().optimizers_to_disable("cpu") == ("SkipLayerNormFusion",)
+    assert SessionSettings().optimizers_to_disable("cuda") == ()
+    assert SessionSettings(disabled_optimizers=()).optimizers_to_disable("cpu") == ()
+    default = _cached_op_types(qa_copy)
+    assert "SkipLayerNormalization" not in default and "LayerNormalization" in default
+    # the same graph with every rewrite on does get the fused kernel: the default really changes the session
+    assert "SkipLayerNormalization" in _cached_op_types(qa_copy, disabled_optimizers=())
+
+
+def test_disabled_optimizers_must_be_names() -> None:
+    with pytest.raises(InputError, match="disabled_optimizers"):
+        SessionSettings(disabled_optimizers="SkipLayerNormFusion")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="disabled_optimizers"):
+        SessionSettings(disabled_optimizers=("",))
