@@ -34,10 +34,17 @@ def random_feeds(session, *, batch: int, seq: int, vocab: int = 30000) -> dict[s
 
 def session_latency(source: str, paths: dict[str, Path], precision: str, *, batch: int, seq: int, threads: int,
                     seconds: float, min_runs: int) -> Latency:
-    """p50/p95/p99 of ``session.run`` on ``batch x seq`` random token ids, ORT defaults + ``threads``."""
+    """p50/p95/p99 of ``session.run`` on ``batch x seq`` random token ids with ``threads``.
+
+    distilrt graphs get the session distilrt's runtime builds on CPU (its left-out rewrites); optimum's
+    get ONNX Runtime's defaults, as ``ORTModel`` builds them.
+    """
     import onnxruntime as ort
 
+    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
+
+    disabled = list(CPU_DISABLED_OPTIMIZERS) if source == "distilrt" else None
     session = ort.InferenceSession(str(model_file(source, paths, precision)), session_options(threads),
-                                   providers=["CPUExecutionProvider"])
+                                   providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
     feeds = random_feeds(session, batch=batch, seq=seq)
     return time_calls(lambda: session.run(None, feeds), seconds=seconds, min_runs=min_runs)

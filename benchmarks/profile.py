@@ -17,9 +17,16 @@ from .kernel import random_feeds
 
 
 def profile(model: Path, *, batch: int, seq: int, threads: int = 2, runs: int = 10,
-            options_hook: Any = None) -> dict[str, Any]:
-    """Per-op-type milliseconds per run (mean over ``runs`` after two warm-up runs) and the total."""
+            options_hook: Any = None, disabled_optimizers: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Per-op-type milliseconds per run (mean over ``runs`` after two warm-up runs) and the total.
+
+    ``disabled_optimizers`` None: the rewrites distilrt's runtime leaves out on CPU.
+    """
     import onnxruntime as ort
+
+    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
+
+    disabled = list(CPU_DISABLED_OPTIMIZERS if disabled_optimizers is None else disabled_optimizers) or None
 
     from .gemm import session_options
 
@@ -29,12 +36,14 @@ def profile(model: Path, *, batch: int, seq: int, threads: int = 2, runs: int = 
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "ort")
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=disabled)
         feeds = random_feeds(session, batch=batch, seq=seq)
         for _ in range(2):
             session.run(None, feeds)
         session.end_profiling()
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=disabled)
         for _ in range(2):
             session.run(None, feeds)
         for _ in range(runs):
@@ -60,10 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", action="append", default=None, help="BATCHxSEQ, repeatable (default 1x128)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--disable", action="append", default=None, metavar="OPTIMIZER",
+                        help="ONNX Runtime optimizer to leave out, repeatable (default: what distilrt's runtime "
+                             "leaves out on CPU); --disable none keeps every rewrite")
     args = parser.parse_args(argv)
+    disabled = None if args.disable is None else tuple(d for d in args.disable if d != "none")
     for shape in args.shape or ["1x128"]:
         batch, seq = (int(x) for x in shape.split("x"))
-        found = profile(args.model, batch=batch, seq=seq, threads=args.threads, runs=args.runs)
+        found = profile(args.model, batch=batch, seq=seq, threads=args.threads, runs=args.runs,
+                        disabled_optimizers=disabled)
         print(f"{args.model.name} {shape}: run p50 {found['run_ms']} ms, ops {found['op_sum_ms']} ms")
         for name, ms in found["per_op_ms"].items():
             print(f"  {name:<32} {ms:9.3f} ms")
