@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from distilrt.benchmarks import gpu, report
+from distilrt.benchmarks import tensorrt as trt
 from distilrt.benchmarks.runner import Workload
 from distilrt.benchmarks.workloads import QAPair
 
@@ -38,13 +39,13 @@ class FakeCuda:
 # -- TensorRT options -----------------------------------------------------------------------------
 
 def test_profile_covers_every_workload_shape() -> None:
-    assert gpu.shape_string(NAMES, 1, 32) == "input_ids:1x32,attention_mask:1x32"
-    profile = gpu.profile_shapes(NAMES, QA_SHAPES)
+    assert trt.shape_string(NAMES, 1, 32) == "input_ids:1x32,attention_mask:1x32"
+    profile = trt.profile_shapes(NAMES, QA_SHAPES)
     assert profile == {"trt_profile_min_shapes": "input_ids:1x32,attention_mask:1x32",
                        "trt_profile_opt_shapes": "input_ids:1x128,attention_mask:1x128",
                        "trt_profile_max_shapes": "input_ids:8x384,attention_mask:8x384"}
     # A graph with token_type_ids gets a profile entry for it too.
-    three = gpu.profile_shapes(("input_ids", "attention_mask", "token_type_ids"), [(2, 16)], opt=(2, 16))
+    three = trt.profile_shapes(("input_ids", "attention_mask", "token_type_ids"), [(2, 16)], opt=(2, 16))
     assert three["trt_profile_max_shapes"] == "input_ids:2x16,attention_mask:2x16,token_type_ids:2x16"
 
 
@@ -57,12 +58,12 @@ def test_profile_covers_every_workload_shape() -> None:
 def test_profile_rejects_what_it_cannot_cover(names: tuple[str, ...], shapes: list[tuple[int, int]],
                                               opt: tuple[int, int] | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        gpu.profile_shapes(names, shapes, opt=opt)
+        trt.profile_shapes(names, shapes, opt=opt)
 
 
 def test_tensorrt_fp16_options_and_provider_order(tmp_path: Path) -> None:
     cache = tmp_path / "trt-cache" / "fp16"
-    options = gpu.tensorrt_provider_options(precision="fp16", input_names=NAMES, shapes=QA_SHAPES, cache_dir=cache,
+    options = trt.tensorrt_provider_options(precision="fp16", input_names=NAMES, shapes=QA_SHAPES, cache_dir=cache,
                                             timing_cache_dir=tmp_path / "trt-cache", device_id=1)
     assert options["trt_fp16_enable"] is True and options["trt_int8_enable"] is False
     assert options["trt_engine_cache_enable"] is True and options["trt_engine_cache_path"] == str(cache)
@@ -71,7 +72,7 @@ def test_tensorrt_fp16_options_and_provider_order(tmp_path: Path) -> None:
     assert options["trt_profile_max_shapes"] == "input_ids:8x384,attention_mask:8x384"
     assert options["device_id"] == 1
     assert not any("calibration" in key for key in options)
-    providers = gpu.tensorrt_providers(options, device_id=1)
+    providers = trt.tensorrt_providers(options, device_id=1)
     assert [name for name, _ in providers] == [gpu.TENSORRT, gpu.CUDA]
     assert providers[0][1] == options and providers[1][1]["device_id"] == 1
 
@@ -80,31 +81,31 @@ def test_tensorrt_int8_needs_a_table_in_the_engine_cache(tmp_path: Path) -> None
     cache = tmp_path / "int8"
     common: dict[str, Any] = dict(precision="int8", input_names=NAMES, shapes=QA_SHAPES, cache_dir=cache)
     with pytest.raises(ValueError, match="calibration table"):
-        gpu.tensorrt_provider_options(**common)
+        trt.tensorrt_provider_options(**common)
     with pytest.raises(ValueError, match="must be in the engine cache"):
-        gpu.tensorrt_provider_options(**common, calibration_table=tmp_path / "elsewhere" / gpu.CALIBRATION_TABLE)
+        trt.tensorrt_provider_options(**common, calibration_table=tmp_path / "elsewhere" / trt.CALIBRATION_TABLE)
     with pytest.raises(ValueError, match="fp16 or int8"):
-        gpu.tensorrt_provider_options(**{**common, "precision": "fp32"})
-    options = gpu.tensorrt_provider_options(**common, calibration_table=cache / gpu.CALIBRATION_TABLE)
+        trt.tensorrt_provider_options(**{**common, "precision": "fp32"})
+    options = trt.tensorrt_provider_options(**common, calibration_table=cache / trt.CALIBRATION_TABLE)
     assert options["trt_int8_enable"] is True and options["trt_fp16_enable"] is True
-    assert options["trt_int8_calibration_table_name"] == gpu.CALIBRATION_TABLE
+    assert options["trt_int8_calibration_table_name"] == trt.CALIBRATION_TABLE
     assert options["trt_int8_use_native_calibration_table"] is False
 
 
 def test_engine_cache_is_cleared_when_what_it_was_built_for_changes(tmp_path: Path) -> None:
     cache = tmp_path / "trt-cache" / "fp16"
-    assert gpu.prepare_cache_dir(cache, "model A") is False
+    assert trt.prepare_cache_dir(cache, "model A") is False
     engine = cache / "TensorrtExecutionProvider_TRTKernel_graph_1_sm80.engine"
     engine.write_bytes(b"engine")
-    assert gpu.engine_files(cache) == [engine]
-    assert gpu.prepare_cache_dir(cache, "model A") is False and engine.is_file()
-    assert gpu.prepare_cache_dir(cache, "model B") is True
-    assert not engine.exists() and gpu.engine_files(cache) == []
+    assert trt.engine_files(cache) == [engine]
+    assert trt.prepare_cache_dir(cache, "model A") is False and engine.is_file()
+    assert trt.prepare_cache_dir(cache, "model B") is True
+    assert not engine.exists() and trt.engine_files(cache) == []
     assert (cache / "source.txt").read_text() == "model B"
     # A cache left by an older run without a marker cannot be trusted either.
     (cache / "source.txt").unlink()
     engine.write_bytes(b"engine")
-    assert gpu.prepare_cache_dir(cache, "model B") is True and not engine.exists()
+    assert trt.prepare_cache_dir(cache, "model B") is True and not engine.exists()
 
 
 # -- skip decisions -------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def test_bound_session_matches_a_plain_run(qa_bundle: Path) -> None:
     bound = gpu.BoundSession(session, device="cpu", device_id=0, precision="fp32")
     assert bound.input_names == ["input_ids", "attention_mask"]
     assert bound.output_names == ["start_logits", "end_logits"] and bound.providers == [CPU]
-    feeds = gpu.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, bound.input_names)
+    feeds = trt.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, bound.input_names)
     got = bound.run(feeds)
     expected = session.run(None, feeds)
     for name, value in zip(bound.output_names, expected):
@@ -198,14 +199,14 @@ def test_bound_session_matches_a_plain_run(qa_bundle: Path) -> None:
 
 
 def test_qa_feeds_pad_to_the_longest_pair(qa_bundle: Path) -> None:
-    feeds = gpu.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, ["input_ids", "attention_mask"])
+    feeds = trt.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, ["input_ids", "attention_mask"])
     ids, mask = feeds["input_ids"], feeds["attention_mask"]
     assert ids.shape == mask.shape and ids.shape[0] == 2 and ids.dtype == np.int64
     short, long = (0, 1) if mask[0].sum() < mask[1].sum() else (1, 0)
     assert mask[long].all() and not mask[short].all()
     assert (ids[short][mask[short] == 0] == 0).all()  # padding is the pad id
     with pytest.raises(ValueError, match=r"graph inputs \['pixel_values'\]"):
-        gpu.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, ["input_ids", "pixel_values"])
+        trt.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, ["input_ids", "pixel_values"])
 
 
 def test_ort_qa_end_to_end_matches_the_distilrt_pipeline(qa_bundle: Path) -> None:
@@ -233,10 +234,10 @@ def _read_trt_table(path: Path) -> dict[str, float]:
 
 def test_int8_calibration_table_from_the_fp32_graph(qa_bundle: Path, tmp_path: Path) -> None:
     model = qa_bundle / "onnx" / "model.onnx"
-    feeds = [gpu.qa_feeds(qa_bundle / "tokenizer.json", PAIRS[:1], NAMES),
-             gpu.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, NAMES)]
-    table = gpu.write_calibration(model, feeds, tmp_path / "int8", providers=[CPU])
-    assert table == tmp_path / "int8" / gpu.CALIBRATION_TABLE
+    feeds = [trt.qa_feeds(qa_bundle / "tokenizer.json", PAIRS[:1], NAMES),
+             trt.qa_feeds(qa_bundle / "tokenizer.json", PAIRS, NAMES)]
+    table = trt.write_calibration(model, feeds, tmp_path / "int8", providers=[CPU])
+    assert table == tmp_path / "int8" / trt.CALIBRATION_TABLE
     bounds = _read_trt_table(table)
     assert {"start_logits", "end_logits"} <= set(bounds)
     # Symmetric ranges: each bound is the largest magnitude the batches produced, so +-bound holds them all.
@@ -244,11 +245,11 @@ def test_int8_calibration_table_from_the_fp32_graph(qa_bundle: Path, tmp_path: P
     for name in ("start_logits", "end_logits"):
         largest = max(float(np.abs(session.run([name], f)[0]).max()) for f in feeds)
         assert bounds[name] == pytest.approx(largest, rel=1e-5)
-    options = gpu.tensorrt_provider_options(precision="int8", input_names=NAMES, shapes=QA_SHAPES,
+    options = trt.tensorrt_provider_options(precision="int8", input_names=NAMES, shapes=QA_SHAPES,
                                             cache_dir=tmp_path / "int8", calibration_table=table)
     assert (Path(options["trt_engine_cache_path"]) / options["trt_int8_calibration_table_name"]) == table
     with pytest.raises(ValueError, match="at least one batch"):
-        gpu.write_calibration(model, [], tmp_path / "none")
+        trt.write_calibration(model, [], tmp_path / "none")
 
 
 def _graph_file(path: Path, op: str, domain: str) -> Path:
@@ -283,12 +284,12 @@ def _plain_qa_graph(path: Path) -> Path:
 def test_tensorrt_gets_an_unfused_graph(tmp_path: Path) -> None:
     plain = _graph_file(tmp_path / "plain.onnx", "Identity", "")
     fused = _graph_file(tmp_path / "fused.onnx", "FastGelu", "com.microsoft")
-    assert gpu.standard_ops_only(plain) is True and gpu.standard_ops_only(fused) is False
-    assert gpu.tensorrt_graph(plain, None) == (plain, "the bundle's fp32 graph (standard ONNX operators)")
-    assert gpu.tensorrt_graph(fused, plain) == (plain, f"{plain} (same checkpoint, unfused): the bundle's fp32 "
+    assert trt.standard_ops_only(plain) is True and trt.standard_ops_only(fused) is False
+    assert trt.tensorrt_graph(plain, None) == (plain, "the bundle's fp32 graph (standard ONNX operators)")
+    assert trt.tensorrt_graph(fused, plain) == (plain, f"{plain} (same checkpoint, unfused): the bundle's fp32 "
                                                 "graph has ORT fused operators TensorRT cannot parse")
     for missing in (None, tmp_path / "missing.onnx", fused):
-        chosen, why = gpu.tensorrt_graph(fused, missing)
+        chosen, why = trt.tensorrt_graph(fused, missing)
         assert chosen == fused and why.endswith("no unfused export was found")
 
 
@@ -328,14 +329,14 @@ def test_ort_loaders_up_to_the_gpu_session(qa_bundle: Path, tmp_path: Path, monk
     # The bundle's fp32 graph is fused, so TensorRT gets the unfused export instead, and says so.
     assert made[1]["model"] == plain and "unfused" in int8.build["graph"]
     assert int8.build["engine_cache"] == "built"
-    assert int8.build["calibration_table"] == str(cache / gpu.CALIBRATION_TABLE)
+    assert int8.build["calibration_table"] == str(cache / trt.CALIBRATION_TABLE)
 
     # A second run finds the engine (and the table) from the first: nothing is rebuilt or recalibrated.
     (cache / "TensorrtExecutionProvider_TRTKernel_graph_0_sm86.engine").write_bytes(b"engine")
-    table_written = (cache / gpu.CALIBRATION_TABLE).stat().st_mtime_ns
+    table_written = (cache / trt.CALIBRATION_TABLE).stat().st_mtime_ns
     again = gpu._load_tensorrt(gpu.GPU_SPECS["tensorrt-int8"], job)
     assert again.build["engine_cache"] == "reused" and again.build["cache_cleared"] is False
-    assert (cache / gpu.CALIBRATION_TABLE).stat().st_mtime_ns == table_written
+    assert (cache / trt.CALIBRATION_TABLE).stat().st_mtime_ns == table_written
 
     fp16 = gpu._load_tensorrt(gpu.GPU_SPECS["tensorrt-fp16"], job)
     assert made[3]["providers"][0][1]["trt_int8_enable"] is False and fp16.build["calibration_table"] is None
