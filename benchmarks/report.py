@@ -82,7 +82,8 @@ def _cell(row: dict[str, Any] | None) -> str:
     if row["kind"] == "latency":
         lat = row["latency_ms"]
         return f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}"
-    return f"{row['throughput']:.1f}/s (b{row['batch_size']})"
+    streams = row.get("streams", 1)
+    return f"{row['throughput']:.1f}/s (b{row['batch_size']}{f' x{streams} streams' if streams > 1 else ''})"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -99,7 +100,8 @@ def markdown(result: dict[str, Any]) -> str:
         "all-MiniLM-L6-v2 has its real weights.",
         "",
         "Latency cells: p50 / p95 / p99 in ms, end to end (tokenize + run + post-process). "
-        "Throughput cells: items per second at the system's best batch size (in brackets).",
+        "Throughput cells: items per second at the system's best batch size (in brackets; distilrt also tries "
+        "running batches on one stream per thread, shown as \"x2 streams\").",
         "",
     ]
     peaks = result.get("peaks", {})

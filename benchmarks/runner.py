@@ -87,21 +87,33 @@ class Progress:
         print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=self.stream, flush=True)
 
 
-def _best_batch(runner: Any, work: Workload, say: Callable[[str], None]) -> tuple[int, dict[str, float]]:
-    """The batch size with the best throughput on a subset (the first 64 inputs)."""
-    if len(work.batch_sizes) == 1:
-        return work.batch_sizes[0], {}
+def _best_batch(runner: Any, work: Workload, say: Callable[[str], None]) -> tuple[int, int, dict[str, float]]:
+    """The (batch size, streams) with the best throughput on a subset (the first 64 inputs).
+
+    Streams other than 1 are tried only for systems that offer them (distilrt's ``streams``).
+    """
+    settings = [(size, streams) for streams in runner.streams for size in work.batch_sizes]
+    if len(settings) == 1:
+        return settings[0][0], settings[0][1], {}
     subset = work.inputs[:64]
     runner.run(subset[:8], work.batch_sizes[0])  # warm-up: first calls allocate and pick kernels
     rates = {}
-    for size in work.batch_sizes:
+    for size, streams in settings:
+        if streams > 1:
+            runner.run(subset[:8], size, streams)  # builds the streams' session outside the timing
         start = time.perf_counter()
-        runner.run(subset, size)
-        rates[str(size)] = len(subset) / (time.perf_counter() - start)
+        runner.run(subset, size, streams)
+        rates[_setting(size, streams)] = len(subset) / (time.perf_counter() - start)
     best = max(rates, key=rates.get)
-    say(f"    batch sizes tried on {len(subset)} inputs: "
+    say(f"    settings tried on {len(subset)} inputs: "
         + ", ".join(f"{k}: {v:.1f}/s" for k, v in rates.items()) + f" -> {best}")
-    return int(best), {k: round(v, 2) for k, v in rates.items()}
+    size, streams = next(s for s in settings if _setting(*s) == best)
+    return size, streams, {k: round(v, 2) for k, v in rates.items()}
+
+
+def _setting(size: int, streams: int) -> str:
+    """"8" for batch 8; "1x2" for batch 1 on 2 streams."""
+    return str(size) if streams == 1 else f"{size}x{streams}"
 
 
 def measure_system(runner: Any, work: Workload, settings: Settings, say: Callable[[str], None]) -> dict[str, Any]:
@@ -114,13 +126,13 @@ def measure_system(runner: Any, work: Workload, settings: Settings, say: Callabl
                    throughput=round(len(work.inputs) / (latency.p50 / 1000), 2))
         say(f"    p50 {latency.p50:8.2f} ms  p95 {latency.p95:8.2f}  p99 {latency.p99:8.2f}  ({latency.runs} runs)")
     else:
-        size, tried = _best_batch(runner, work, say)
+        size, streams, tried = _best_batch(runner, work, say)
         # Tuning already warmed the system up when it tried several sizes.
-        seconds = time_pass(lambda: runner.run(work.inputs, size), repeats=settings.throughput_repeats,
+        seconds = time_pass(lambda: runner.run(work.inputs, size, streams), repeats=settings.throughput_repeats,
                             warmup=not tried)
-        row.update(batch_size=size, batch_sizes_tried=tried, seconds=round(seconds, 4),
+        row.update(batch_size=size, streams=streams, batch_sizes_tried=tried, seconds=round(seconds, 4),
                    throughput=round(len(work.inputs) / seconds, 2))
-        say(f"    {row['throughput']:8.1f} items/s at batch {size}")
+        say(f"    {row['throughput']:8.1f} items/s at batch {size}" + (f" on {streams} streams" if streams > 1 else ""))
     return row
 
 

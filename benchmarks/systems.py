@@ -42,15 +42,19 @@ SYSTEMS: dict[str, SystemSpec] = {spec.key: spec for spec in (
 class Runner:
     """A loaded system: ``run(inputs, batch_size)`` does one full pass of a workload, end to end."""
 
-    def __init__(self, spec: SystemSpec, model: BenchModel, run: Callable[[list[Any], int], list[Any]],
-                 release: Callable[[], None] | None = None) -> None:
+    def __init__(self, spec: SystemSpec, model: BenchModel, run: Callable[..., list[Any]],
+                 release: Callable[[], None] | None = None, *, streams: tuple[int, ...] = (1,)) -> None:
         self.spec = spec
         self.model = model
         self._run = run
         self._release = release
+        #: Stream counts the system can run bulk work with (tried alongside batch sizes for throughput).
+        self.streams = streams
 
-    def run(self, inputs: list[Any], batch_size: int) -> list[Any]:
-        return self._run(inputs, batch_size)
+    def run(self, inputs: list[Any], batch_size: int, streams: int = 1) -> list[Any]:
+        if streams not in self.streams:
+            raise ValueError(f"{self.spec.key} runs with streams {self.streams}, not {streams}")
+        return self._run(inputs, batch_size) if streams == 1 else self._run(inputs, batch_size, streams)
 
     def close(self) -> None:
         if self._release:
@@ -133,32 +137,29 @@ def _load_distilrt(spec: SystemSpec, model: BenchModel, bundle: Path, *, threads
     from distilrt.runtime import pipeline
 
     made: dict[int, Any] = {}
+    # One stream per thread at most: each stream runs on one core.
+    stream_options = tuple(sorted({1, threads})) if threads > 1 else (1,)
 
-    def get(batch_size: int) -> Any:
-        # One pipeline per batch size; the first is reused when the object lets us change it.
-        if batch_size in made:
-            return made[batch_size]
-        if made:
-            first = next(iter(made.values()))
-            if hasattr(first, "batch_size"):
-                first.batch_size = batch_size
-                return first
-        made[batch_size] = pipeline(model.task, model=str(bundle), precision=spec.precision, provider="cpu",
-                                    batch_size=batch_size, threads=threads)
-        return made[batch_size]
+    def get(batch_size: int, streams: int) -> Any:
+        # One pipeline per stream count; its batch size is changed in place.
+        if streams not in made:
+            made[streams] = pipeline(model.task, model=str(bundle), precision=spec.precision, provider="cpu",
+                                     batch_size=batch_size, threads=threads, streams=streams)
+        made[streams].batch_size = batch_size
+        return made[streams]
 
     if model.task == "question-answering":
-        def run(pairs: list[QAPair], batch_size: int) -> list[Any]:
-            out = get(batch_size)(question=[p.question for p in pairs], context=[p.context for p in pairs])
+        def run(pairs: list[QAPair], batch_size: int, streams: int = 1) -> list[Any]:
+            out = get(batch_size, streams)(question=[p.question for p in pairs], context=[p.context for p in pairs])
             return out if isinstance(out, list) else [out]
     elif model.task == "fill-mask":
-        def run(texts: list[str], batch_size: int) -> list[Any]:
-            return get(batch_size)(texts, top_k=5)
+        def run(texts: list[str], batch_size: int, streams: int = 1) -> list[Any]:
+            return get(batch_size, streams)(texts, top_k=5)
     else:
-        def run(texts: list[str], batch_size: int) -> list[Any]:
-            return list(get(batch_size)(texts))
+        def run(texts: list[str], batch_size: int, streams: int = 1) -> list[Any]:
+            return list(get(batch_size, streams)(texts))
 
-    return Runner(spec, model, run, made.clear)
+    return Runner(spec, model, run, made.clear, streams=stream_options)
 
 
 def distilrt_available() -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,6 +54,7 @@ def pipeline(
     io_binding: bool | None = None,
     tensorrt_cache_dir: str | Path | None = None,
     disabled_optimizers: Sequence[str] | None = None,
+    streams: int = 1,
 ) -> Any:
     """Load a bundle for ``task`` (None: the bundle's own task) and return the callable task object.
 
@@ -97,5 +99,16 @@ def pipeline(
     plan = resolve_providers(provider, device_id=device_id, tensorrt=trt) if trt is not None else probe
     tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
                                           model_vocab_size=bundle.vocab_size)
+    if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+        raise InputError(f"streams must be a positive integer, got {streams!r}")
+    if streams > 1 and plan.device != "cpu":
+        raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
+                         "the device busy: leave streams at 1 and raise batch_size instead")
     session = ModelSession(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
-    return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size)
+
+    def stream_session() -> ModelSession:
+        return ModelSession(bundle.path, bundle.manifest, chosen, plan, replace(settings, threads=1),
+                            file_precision=file_precision)
+
+    return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size,
+                            streams=streams, stream_session=stream_session if streams > 1 else None)

@@ -88,3 +88,33 @@ def test_qa_pairs_have_the_asked_token_length() -> None:
     lengths = workloads.check_qa_lengths(Path(get_model_path()) / "tokenizer.json")
     assert lengths == {n: n for n in workloads.QA_LENGTHS}
     assert workloads.throughput_pairs(16) == workloads.throughput_pairs(16)  # deterministic
+
+
+def test_best_setting_tries_streams_where_offered() -> None:
+    import time
+
+    from distilrt.benchmarks.runner import Workload, _best_batch
+
+    class Fake:
+        """Throughput peaks at batch 1 on 2 streams (each call sleeps 1 ms per input, divided as set)."""
+
+        def __init__(self, streams: tuple[int, ...]) -> None:
+            self.streams = streams
+            self.calls: list[tuple[int, int]] = []
+
+        def run(self, inputs: list, batch_size: int, streams: int = 1) -> list:
+            self.calls.append((batch_size, streams))
+            per_input = {(1, 1): 2.0, (8, 1): 1.5, (1, 2): 0.5, (8, 2): 1.0}[(batch_size, streams)]
+            time.sleep(len(inputs) * per_input / 1000)
+            return inputs
+
+    work = Workload("w", "throughput", list(range(16)), (1, 8))
+    said: list[str] = []
+    peer = Fake((1,))
+    size, streams, tried = _best_batch(peer, work, said.append)
+    assert (size, streams) == (8, 1) and set(tried) == {"1", "8"}
+    assert all(s == 1 for _, s in peer.calls)  # a peer is never asked for streams
+    ours = Fake((1, 2))
+    size, streams, tried = _best_batch(ours, work, said.append)
+    assert (size, streams) == (1, 2) and set(tried) == {"1", "8", "1x2", "8x2"}
+    assert "-> 1x2" in said[-1]

@@ -41,6 +41,11 @@ def test_qa_command(make_bundle, capsys, tmp_path: Path) -> None:
     got = lines[0]["answer"]
     assert (got["answer"], got["start"], got["end"]) == (expected["answer"], expected["start"], expected["end"])
     assert got["score"] == pytest.approx(expected["score"], rel=0.05)
+    # one sequence per batch on two streams: each answer as the single-input call gives it
+    code, streamed, _ = run_cli(capsys, "qa", bundle, "--jsonl", str(jsonl), "--streams", "2", "--batch-size", "1")
+    assert code == 0 and [line["id"] for line in streamed] == [0, 1]
+    assert streamed[0]["answer"]["answer"] == expected["answer"]
+    assert streamed[0]["answer"]["score"] == pytest.approx(expected["score"], rel=1e-5)
 
 
 def test_qa_command_reads_stdin_and_reports_errors(make_bundle, capsys, monkeypatch) -> None:

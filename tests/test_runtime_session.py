@@ -279,3 +279,44 @@ def test_disabled_optimizers_must_be_names() -> None:
         SessionSettings(disabled_optimizers="SkipLayerNormFusion")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="disabled_optimizers"):
         SessionSettings(disabled_optimizers=("",))
+
+
+# -- streams: bulk work on one core per stream ------------------------------------------------------
+
+def test_streams_give_the_same_answers_on_stream_threads(make_bundle) -> None:
+    bundle = make_bundle("distilbert-qa-uncased")
+    questions = ["Who was Jim Henson?", "What did he make?", "Where?", "When did the bridge open to traffic?"] * 3
+    contexts = ["Jim Henson was a nice puppet maker from the United States.",
+                "He made puppets and television shows.", "In Paris, France, near the river.",
+                "The bridge opened to traffic in 1937 after four years of construction."] * 3
+    one = pipeline(model=bundle, precision="int8", provider="cpu", batch_size=1, threads=2)
+    two = pipeline(model=bundle, precision="int8", provider="cpu", batch_size=1, threads=2, streams=2)
+    two(question=questions[0], context=contexts[0])  # one batch: runs on the main session
+    assert two._stream_session is None
+
+    threads: set[str] = set()
+    main_calls: list[int] = []
+    real_main = two.session.run
+    two.session.run = lambda feeds: main_calls.append(1) or real_main(feeds)  # type: ignore[method-assign]
+    expected = one(question=questions, context=contexts)
+    got = two(question=questions, context=contexts)
+    stream = two._stream_session
+    assert stream is not None and stream is not two.session
+    real_stream = stream.run
+
+    def recording(feeds):  # noqa: ANN001, ANN202
+        threads.add(threading.current_thread().name)
+        return real_stream(feeds)
+
+    stream.run = recording  # type: ignore[method-assign]
+    again = two(question=questions, context=contexts)
+    assert same_answers([got], [expected]) and same_answers([again], [expected])
+    assert not main_calls  # bulk calls ran on the streams' session only
+    assert threads and all(name.startswith("distilrt-stream") for name in threads)
+    assert two._stream_session is stream  # built once, then reused
+
+
+@pytest.mark.parametrize("streams", [0, -1, True, 1.5, "2"])
+def test_streams_must_be_a_positive_integer(make_bundle, streams) -> None:
+    with pytest.raises(InputError, match="streams"):
+        pipeline(model=make_bundle("distilbert-qa-uncased"), provider="cpu", streams=streams)

@@ -21,6 +21,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX Runtime execution provider")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per model call")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    parser.add_argument("--streams", type=int, default=1,
+                        help="CPU: run this many batches at a time, one core each (bulk --jsonl work: try "
+                             "--streams 2 --batch-size 1 on two cores)")
     parser.add_argument("--jsonl", type=Path, metavar="FILE",
                         help="read one JSON object per line from FILE ('-' for stdin); write one result per line")
 
@@ -29,7 +32,7 @@ def load_pipeline(args: argparse.Namespace, task: str) -> Any:
     from ..pipeline import pipeline
 
     return pipeline(task, model=args.bundle, precision=args.precision, provider=args.provider,
-                    batch_size=args.batch_size, threads=args.threads)
+                    batch_size=args.batch_size, threads=args.threads, streams=args.streams)
 
 
 def run_text_command(
