@@ -68,6 +68,27 @@ def test_float_variants_match_pytorch(make_checkpoint, make_bundle, name: str, p
         assert diff.max() <= tolerance, (output, float(diff.max()))
 
 
+#: int8 logits of the tiny random models stay this close to PyTorch's; beyond it the quantisation is broken.
+INT8_MAX_ABS_ERROR = 0.05
+
+
+def assert_top1_agrees(ref: np.ndarray, got: np.ndarray, what: str) -> None:
+    """Same top-1 in every row, except where PyTorch's own choice is a near-tie the int8 error can flip.
+
+    Tiny random models have nearly flat logits: a row whose top two differ by less than twice the int8
+    error (each may move by that much) has no meaningful winner.  Any other disagreement fails, and so
+    does an error above :data:`INT8_MAX_ABS_ERROR`.
+    """
+    finite = np.isfinite(ref)
+    error = float(np.abs(got[finite] - ref[finite]).max())
+    assert error <= INT8_MAX_ABS_ERROR, (what, error)
+    r, g = ref.argmax(-1), got.argmax(-1)
+    for row in np.flatnonzero(r != g):
+        margin = float(ref[row, r[row]] - ref[row, g[row]])
+        assert margin <= 2 * error, (what, int(row), f"int8 picks {g[row]} over {r[row]}, a margin of {margin:.4g} "
+                                     f"in PyTorch's logits, more than twice the int8 error {error:.4g}")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_int8_agrees_with_pytorch(make_checkpoint, make_bundle, name: str) -> None:
     checkpoint, bundle = make_checkpoint(name), make_bundle(name)
@@ -78,16 +99,14 @@ def test_int8_agrees_with_pytorch(make_checkpoint, make_bundle, name: str) -> No
     mask = inputs["attention_mask"].astype(bool)
     if task == "question-answering":
         for key in ("start_logits", "end_logits"):
-            r = np.where(mask, ref[key], -np.inf).argmax(1)
-            g = np.where(mask, got[key], -np.inf).argmax(1)
-            np.testing.assert_array_equal(g, r)
+            assert_top1_agrees(np.where(mask, ref[key], -np.inf), np.where(mask, got[key], -np.inf), key)
     elif task == "fill-mask":
         from transformers import AutoTokenizer
 
         at_mask = inputs["input_ids"] == AutoTokenizer.from_pretrained(str(checkpoint)).mask_token_id
-        np.testing.assert_array_equal(got["logits"][at_mask].argmax(-1), ref["logits"][at_mask].argmax(-1))
+        assert_top1_agrees(ref["logits"][at_mask], got["logits"][at_mask], "logits")
     elif task == "text-classification":
-        np.testing.assert_array_equal(got["logits"].argmax(-1), ref["logits"].argmax(-1))
+        assert_top1_agrees(ref["logits"], got["logits"], "logits")
     else:
         from export_helpers import cosine, mean_pool
 
