@@ -102,7 +102,7 @@ def _exporter_fingerprint() -> str:
 
     root = Path(export_pkg.__file__).parent
     digest = hashlib.sha256()
-    for name in ("optimize.py", "quantize.py", "fp16.py", "convert.py"):
+    for name in ("api.py", "attention.py", "optimize.py", "quantize.py", "fp16.py", "convert.py"):
         path = root / name
         if path.is_file():
             digest.update(path.read_bytes())

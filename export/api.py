@@ -19,6 +19,7 @@ from distilrt.runtime.manifest import Manifest, Variant, sha256_file
 from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
 
 from . import bundle as bundle_io
+from .attention import rewrite_for_flash_attention
 from .convert import DEFAULT_OPSET, export_fp32
 from .fp16 import convert_fp16
 from .load import Checkpoint, resolve_checkpoint
@@ -154,15 +155,18 @@ def _build_variants(
     inputs, outputs = _io_names(plain)
 
     with steps.step("optimise", "ORT transformer fusions"):
-        # CPU candidates keep residual Add + LayerNormalization unfused (faster on the CPU provider);
-        # the fp16 variant, meant for CUDA / TensorRT, gets every fusion.
-        fused_ops = _fuse_or_nothing(plain, work / "fused.onnx", checkpoint.config, skip_layer_norm=False)
-        gpu_ops = (_fuse_or_nothing(plain, work / "fused_gpu.onnx", checkpoint.config, skip_layer_norm=True)
+        # CPU candidates leave out the fusions whose CPU kernels are the slower (see optimize.fuse); the
+        # fp16 variant, meant for CUDA / TensorRT, gets every fusion.
+        fused_ops = _fuse_or_nothing(plain, work / "fused.onnx", checkpoint.config, for_cpu=True)
+        gpu_ops = (_fuse_or_nothing(plain, work / "fused_gpu.onnx", checkpoint.config, for_cpu=False)
                    if "fp16" in wanted else {})
         graphs = {"none": plain}
         if fused_ops:
             graphs["fused"] = work / "fused.onnx"
-    steps.note("fused: " + (", ".join(f"{k}x{v}" for k, v in fused_ops.items()) or "nothing"))
+            if _flash_or_nothing(work / "fused.onnx", work / "flash.onnx"):
+                graphs["flash"] = work / "flash.onnx"
+    steps.note("fused: " + (", ".join(f"{k}x{v}" for k, v in fused_ops.items()) or "nothing")
+               + ("; flash-attention graph built" if "flash" in graphs else ""))
 
     with steps.step("reference", "PyTorch outputs (padded text batch + max-length batch)"):
         batches = reference_batches(checkpoint)
@@ -173,7 +177,7 @@ def _build_variants(
         with steps.step("measure", "fp32 graphs"):
             latency = timed(graphs)
         best = min(latency, key=latency.get)
-        made["fp32"] = (graphs[best], {"graph": best, "fused_operators": fused_ops if best == "fused" else {},
+        made["fp32"] = (graphs[best], {"graph": best, "fused_operators": _graph_ops(best, fused_ops),
                                        "best_of_5_ms": latency, "measured_on": "CPUExecutionProvider"})
     if "fp16" in wanted:
         source = "fused" if gpu_ops else "none"
@@ -205,16 +209,36 @@ def _build_variants(
     return variants
 
 
-def _fuse_or_nothing(plain: Path, out: Path, config: dict[str, Any], *, skip_layer_norm: bool) -> dict[str, int]:
+def _fuse_or_nothing(plain: Path, out: Path, config: dict[str, Any], *, for_cpu: bool) -> dict[str, int]:
     """:func:`fuse`, or {} when the optimizer fails: that costs speed, not correctness."""
     try:
-        return fuse(plain, out, config, skip_layer_norm=skip_layer_norm)
+        return fuse(plain, out, config, for_cpu=for_cpu)
     except Exception as exc:
         logger.warning("graph optimisation failed (%s); keeping the unfused graph", exc)
         return {}
 
 
+def _graph_ops(graph: str, fused_ops: dict[str, int]) -> dict[str, int]:
+    """The fused operators of candidate graph ``graph`` ("none", "fused" or "flash")."""
+    if graph == "none":
+        return {}
+    if graph == "flash":
+        return {("MultiHeadAttention" if k == "Attention" else k): v for k, v in fused_ops.items()}
+    return fused_ops
+
+
+def _flash_or_nothing(fused: Path, out: Path) -> bool:
+    """:func:`rewrite_for_flash_attention`; False when it does not apply or fails (a candidate less)."""
+    try:
+        return rewrite_for_flash_attention(fused, out) > 0
+    except Exception as exc:
+        logger.warning("flash-attention rewrite failed (%s); not a candidate", exc)
+        return False
+
+
 INT8_POLICIES = ("accuracy", "speed")
+#: Fused attention operators: a graph with them has no activation x activation MatMuls.
+ATTENTION_OPS = frozenset({"Attention", "MultiHeadAttention"})
 #: What an int8 variant must reach to be preferred over a slower, more accurate candidate.
 INT8_COSINE_TARGET = 0.99
 INT8_AGREEMENT_TARGET = 1.0
@@ -242,9 +266,8 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
         level = []
         for (alt_suffix, variant_preset), (label, graph) in itertools.product(level_preset.alternatives(),
                                                                              graphs.items()):
-            # Without a fused Attention node, dropping "Attention" from the operators changes nothing;
-            # with one, there are no activation MatMuls left to keep in fp32.
-            activation_matmuls = variant_preset.activation_matmuls and "Attention" not in op_types[label]
+            # With fused attention there are no activation MatMuls left to keep in fp32.
+            activation_matmuls = variant_preset.activation_matmuls and not op_types[label] & ATTENTION_OPS
             key = (label, tuple(o for o in variant_preset.operators if o in op_types[label]), variant_preset.keep_fp32,
                    activation_matmuls)
             if key in built:
