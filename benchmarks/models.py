@@ -8,12 +8,13 @@ bundle and the optimum export are both made from the cached checkpoint directory
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from distilrt.runtime.hostinfo import cpu_flags
 
@@ -84,7 +85,11 @@ def bundle_dir(model: BenchModel, work: Path, *, progress: Callable[[str], None]
 
         if progress:
             progress(f"exporting {model.key} with distilrt (fp32, fp16, int8)")
-        export_model(str(checkpoint), out, task=model.task, name=model.key, force=True)
+        # Seeded random weights leave near-flat logits whose top-1 flips on int8 noise, so the exporter's
+        # agreement check would pick among graphs by coin toss: stand-ins keep the fastest int8 graph
+        # (the agreement it reaches is still recorded and reported); the real model keeps the default.
+        export_model(str(checkpoint), out, task=model.task, name=model.key, force=True,
+                     int8_policy="speed" if model.random_weights else "accuracy")
         (out / ".exporter").write_text(version)
 
     target = work / "bundles" / model.key
@@ -92,6 +97,18 @@ def bundle_dir(model: BenchModel, work: Path, *, progress: Callable[[str], None]
     if marker.is_file() and marker.read_text() != version:
         shutil.rmtree(target)  # the exporter changed since this bundle was made
     return _atomic_build(target, build) / model.key
+
+
+def int8_choice(bundle: Path) -> dict[str, Any]:
+    """Which int8 graph the exporter kept for ``bundle``, under which policy, and its agreement with PyTorch."""
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    variant = manifest["variants"].get("int8")
+    if variant is None:
+        return {}
+    details, parity = variant.get("details", {}), variant.get("parity", {})
+    return {"chosen": details.get("chosen"), "policy": details.get("policy"),
+            "target_met": details.get("target_met"),
+            **{k: parity[k] for k in ("top1_agreement", "top1_compared", "embedding_cosine_min") if k in parity}}
 
 
 def _exporter_fingerprint() -> str:
@@ -106,6 +123,7 @@ def _exporter_fingerprint() -> str:
         path = root / name
         if path.is_file():
             digest.update(path.read_bytes())
+    digest.update(b"stand-ins exported with int8_policy=speed")  # a bundle_dir choice, not in those files
     return digest.hexdigest()[:16]
 
 

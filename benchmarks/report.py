@@ -76,6 +76,20 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return targets
 
 
+def _int8_line(choice: dict[str, Any]) -> str:
+    """What the distilrt int8 rows ran: the exporter's chosen graph and the agreement it recorded."""
+    if "top1_agreement" in choice:
+        agreement = (f"top-1 agreement with PyTorch {round(choice['top1_agreement'] * choice['top1_compared'])}"
+                     f" of {choice['top1_compared']}")
+    elif "embedding_cosine_min" in choice:
+        agreement = f"embedding cosine to PyTorch >= {choice['embedding_cosine_min']:.4f}"
+    else:
+        agreement = "agreement not recorded"
+    why = (" (seeded random weights: no trained decisions to keep, so the fastest graph)"
+           if choice.get("policy") == "speed" else "")
+    return f"distilrt int8 graph: {choice.get('chosen')}, exporter policy {choice.get('policy')}{why}; {agreement}."
+
+
 def _cell(row: dict[str, Any] | None) -> str:
     if row is None:
         return "—"
@@ -112,8 +126,10 @@ def markdown(result: dict[str, Any]) -> str:
     for key, info in result["models"].items():
         loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
         systems = [s for s in SYSTEM_ORDER if any((key, w, s) in index for w in loads)]
-        lines += [f"## {info['label']} — {info['task']}", "",
-                  "| system | " + " | ".join(loads) + " |", "|---|" + "---|" * len(loads)]
+        lines += [f"## {info['label']} — {info['task']}", ""]
+        if info.get("int8"):
+            lines += [_int8_line(info["int8"]), ""]
+        lines += ["| system | " + " | ".join(loads) + " |", "|---|" + "---|" * len(loads)]
         for system in systems:
             label = index[next((key, w, system) for w in loads if (key, w, system) in index)]["label"]
             lines.append(f"| {label} | " + " | ".join(_cell(index.get((key, w, system))) for w in loads) + " |")

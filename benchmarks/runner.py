@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from . import gemm, workloads
 from .machine import machine_info
-from .models import MODELS, BenchModel, prepare
+from .models import MODELS, BenchModel, int8_choice, prepare
 from .systems import SYSTEMS, distilrt_available, load
 from .timing import time_calls, time_pass
 
@@ -162,7 +162,8 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
         model = MODELS[key]
         config = json.loads((paths[key]["checkpoint"] / "config.json").read_text())
         result["models"][key] = {"label": model.label, "task": model.task, "random_weights": model.random_weights,
-                                 "paths": {k: str(v) for k, v in paths[key].items()}}
+                                 "paths": {k: str(v) for k, v in paths[key].items()},
+                                 "int8": int8_choice(paths[key]["bundle"])}
         loads = workloads_for(model, quick=settings.quick)
         for system in systems:
             spec = SYSTEMS[system]

@@ -10,14 +10,16 @@ tokens' scores and -1e30 to padding's, which the softmax turns into a weight of 
 model's own masking (the float minimum) does; a milder -10000 is not enough when activations are
 large enough to give real scores of that size.  Values keep their head size.
 
-The projection of each layer stays one plain ``MatMul`` (input x [hidden, 3 x hidden]) + ``Add``, so
-the int8 quantiser turns it into a single ``DynamicQuantizeMatMul`` -- unlike ``QAttention``, whose
-CPU kernel has no AMX/VNNI-packed path and measured 2x slower.
+Each layer's Q, K and V projections become plain ``MatMul`` + ``Add`` nodes (Q and K with one
+zero-weight column per head for the extra component), so the int8 quantiser gives them per-channel
+int8 weights sharing one activation quantisation, like the unfused graph's -- unlike ``QAttention``,
+which measured 2x slower (28.5 vs 13.7 ms at 1x128).
 
-Measured on full-size DistilBERT-QA int8, 2 threads (``python -m distilrt.benchmarks.compare``):
-flash attention without a mask vs the unfused graph: 8.1 vs 8.9 ms at 1x128, 26.9 vs 30.8 ms at
-1x384, 113.8 vs 118.7 ms at 4x384; the same MultiHeadAttention node with a mask input was slower
-than the unfused graph at 4x384 (134.0 ms).
+Measured on full-size DistilBERT-QA int8, 2 threads, one ``python -m distilrt.benchmarks.compare``
+run (median ms at 1x128 / 1x384 / 4x384 / 8x128): this rewrite 9.00 / 28.9 / 111.1 / 55.4 against the
+unfused graph with fp32 attention MatMuls 9.46 / 31.3 / 122.3 / 58.4.  A MultiHeadAttention node that
+keeps the mask input (plain score-matrix path) was slower than the unfused graph at 4x384 (134.0 vs
+118.7 ms) and 8x128.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ def _fake_result() -> dict:
                     "load_average": [0.1, 0.1, 0.1]},
         "settings": {"threads": 2, "quick": True},
         "peaks": {"fp32": {"gops": 100.0}, "int8": {"gops": 300.0}},
-        "models": {"distilbert-qa": {"label": "distilbert-qa (seeded random weights)", "task": "question-answering"}},
+        "models": {"distilbert-qa": {"label": "distilbert-qa (seeded random weights)", "task": "question-answering",
+                                     "int8": {"chosen": "flash", "policy": "speed", "top1_agreement": 11 / 12,
+                                              "top1_compared": 12}}},
         "rows": rows, "skipped": [], "kernel": [],
         "footprint": {"cold_start": {"distilrt-int8": {"process_s": 1.0, "import_s": 0.2, "load_s": 0.5,
                                                        "first_call_s": 0.1, "rss_mb": 300.0},
@@ -71,6 +73,8 @@ def test_write_produces_json_markdown_and_plot(tmp_path: Path) -> None:
     assert targets["cold start to first answer / transformers'"]["met"] is True
     markdown = written["markdown"].read_text()
     assert "Test CPU" in markdown and "no GPU here" in markdown and "| 60.0 / 66.0 / 72.0 |" in markdown
+    # the int8 graph the rows ran, and the agreement the exporter recorded for it
+    assert "distilrt int8 graph: flash, exporter policy speed" in markdown and "11 of 12" in markdown
     assert (tmp_path / "speedup_distilbert-qa.png").stat().st_size > 0
 
 
