@@ -78,7 +78,7 @@ def export_model(
     ``sys.stderr``) receives a line per step.  ``name`` overrides the bundle directory name (default:
     the last component of ``model``).  ``int8_policy="accuracy"`` keeps the most-quantised int8 graph
     that reaches the agreement target (top-1 agreement 100%, or embedding cosine >= 0.99), falling back
-    to keeping sensitive layers in fp32; ``"speed"`` always keeps the fully quantised graph.
+    to keeping sensitive layers in fp32; ``"speed"`` keeps the fastest fully quantised graph.
     """
     started = time.perf_counter()
     wanted = _normalise_precisions(precisions)
@@ -255,8 +255,9 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
                  timed, *, ladder: bool) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:  # noqa: ANN001
     """Quantise each graph with the preset and its accuracy fallbacks (:meth:`accuracy_ladder`).
 
-    Keeps the fastest candidate of the most-quantised level that reaches the agreement target, else
-    (nothing reaches it, e.g. random weights) the fastest fully quantised one.
+    With ``ladder`` (the accuracy policy): keeps the fastest candidate of the most-quantised level that
+    reaches the agreement target, else (nothing reaches it, e.g. random weights) the fastest fully
+    quantised one.  Without (the speed policy): the fastest fully quantised candidate.
     """
     op_types = {label: _op_types(graph) for label, graph in graphs.items()}
     levels: list[list[list[Any]]] = []
@@ -286,8 +287,9 @@ def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, st
             break
     candidates = [c for level in levels for c in level]
     # If nothing reaches the target (e.g. random weights), the fallbacks buy nothing worth their
-    # speed and the fully quantised graphs compete.
-    contenders = passing or levels[0]
+    # speed and the fully quantised graphs compete.  The speed policy times every fully quantised graph
+    # whatever its agreement (which is still recorded).
+    contenders = (passing or levels[0]) if ladder else levels[0]
     with steps.step("measure", f"int8 {', '.join(c[0] for c in contenders)}"):
         latency = timed({c[0]: c[2] for c in contenders})
     for candidate in contenders:

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-policy", default="accuracy", choices=("accuracy", "speed"),
                         help="accuracy: keep the most-quantised int8 graph that reaches the agreement target "
                              "(top-1 100%%, embedding cosine >= 0.99), keeping sensitive layers fp32 if needed; "
-                             "speed: always the fully quantised graph (default: accuracy)")
+                             "speed: the fastest fully quantised graph (default: accuracy)")
     parser.add_argument("--name", default=None,
                         help="bundle directory name (one MODEL only; default: the last component of MODEL)")
     parser.add_argument("--force", action="store_true",
