@@ -44,7 +44,7 @@ def test_bundle_layout_and_manifest(make_bundle, name: str) -> None:
         assert package in manifest.versions
     assert manifest.variants["int8"].details["preset"]["name"] in {"avx512_vnni", "avx2", "arm64"}
     # the flash-attention rewrite of the fused graph competes for fp32 and int8
-    assert {"none", "fused", "flash"} <= set(manifest.variants["fp32"].details["best_of_5_ms"])
+    assert {"none", "fused", "flash"} <= set(manifest.variants["fp32"].details["selection_ms"])
     assert any(tag.startswith("flash") for tag in manifest.variants["int8"].details["candidates"])
     assert "token_type_ids" not in manifest.inputs or manifest.model_type == "bert"
     # no staging leftovers beside the bundle
