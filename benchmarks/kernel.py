@@ -32,9 +32,8 @@ def random_feeds(session, *, batch: int, seq: int, vocab: int = 30000) -> dict[s
     return feeds
 
 
-def session_latency(source: str, paths: dict[str, Path], precision: str, *, batch: int, seq: int, threads: int,
-                    seconds: float, min_runs: int) -> Latency:
-    """p50/p95/p99 of ``session.run`` on ``batch x seq`` random token ids with ``threads``.
+def session_for(source: str, paths: dict[str, Path], precision: str, *, threads: int):  # noqa: ANN201
+    """The session ``source``'s own runtime would build for ``precision`` on CPU with ``threads``.
 
     distilrt graphs get the session distilrt's runtime builds on CPU (its left-out rewrites); optimum's
     get ONNX Runtime's defaults, as ``ORTModel`` builds them.
@@ -44,7 +43,13 @@ def session_latency(source: str, paths: dict[str, Path], precision: str, *, batc
     from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
 
     disabled = list(CPU_DISABLED_OPTIMIZERS) if source == "distilrt" else None
-    session = ort.InferenceSession(str(model_file(source, paths, precision)), session_options(threads),
-                                   providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+    return ort.InferenceSession(str(model_file(source, paths, precision)), session_options(threads),
+                                providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+
+
+def session_latency(source: str, paths: dict[str, Path], precision: str, *, batch: int, seq: int, threads: int,
+                    seconds: float, min_runs: int) -> Latency:
+    """p50/p95/p99 of ``session.run`` on ``batch x seq`` random token ids with ``threads`` (see :func:`session_for`)."""
+    session = session_for(source, paths, precision, threads=threads)
     feeds = random_feeds(session, batch=batch, seq=seq)
     return time_calls(lambda: session.run(None, feeds), seconds=seconds, min_runs=min_runs)

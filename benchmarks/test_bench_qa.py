@@ -27,13 +27,9 @@ def test_qa_batch1(benchmark: Any, qa_runners: dict[str, Any], system: str, leng
 @pytest.mark.parametrize("shape", [(1, 128), (1, 384), (8, 128)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_session_only(benchmark: Any, qa_paths: dict[str, Path], source: str, precision: str,
                       shape: tuple[int, int]) -> None:
-    import onnxruntime as ort
+    from distilrt.benchmarks.kernel import random_feeds, session_for
 
-    from distilrt.benchmarks.gemm import session_options
-    from distilrt.benchmarks.kernel import model_file, random_feeds
-
-    session = ort.InferenceSession(str(model_file(source, qa_paths, precision)), session_options(2),
-                                   providers=["CPUExecutionProvider"])
+    session = session_for(source, qa_paths, precision, threads=2)  # as each runtime builds it
     feeds = random_feeds(session, batch=shape[0], seq=shape[1])
     benchmark.group = f"session {shape[0]}x{shape[1]}"
     benchmark.pedantic(session.run, args=(None, feeds), rounds=10, warmup_rounds=2)

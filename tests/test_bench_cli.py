@@ -139,3 +139,20 @@ def test_compare_parses_candidates_and_times_each(make_bundle, capsys) -> None:
     assert set(rows) == {"default", "every-rewrite"} and all(len(v) == 2 and min(v) > 0 for v in rows.values())
     with pytest.raises(SystemExit):
         main([str(model), "--shape", "1by16"])
+
+
+def test_session_only_rows_build_each_runtime_own_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from distilrt.benchmarks import kernel
+    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
+
+    built: list[tuple[str, dict]] = []
+    monkeypatch.setattr(ort, "InferenceSession", lambda path, options, **kwargs: built.append((path, kwargs)))
+    paths = {"bundle": tmp_path / "bundle", "optimum": tmp_path / "optimum"}
+    kernel.session_for("distilrt", paths, "int8", threads=2)
+    kernel.session_for("optimum", paths, "int8", threads=2)
+    assert built[0][0] == str(tmp_path / "bundle" / "onnx" / "model_quantized.onnx")
+    assert built[0][1]["disabled_optimizers"] == list(CPU_DISABLED_OPTIMIZERS) != []
+    assert built[1][0] == str(tmp_path / "optimum" / "model_quantized.onnx")
+    assert built[1][1]["disabled_optimizers"] is None  # ORTModel's defaults
