@@ -54,14 +54,47 @@ def test_unknown_form_is_rejected() -> None:
 
 
 def test_cli_prints_every_form_and_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    projections.main(["--tokens", "2", "--seconds", "0.001", "--threads", "1"])
+    projections.main(["--tokens", "2", "--seconds", "0.001", "--threads", "1", "--blocks", "2"])
     lines = capsys.readouterr().out.splitlines()
     assert all(form in lines[1] for form in FORMS)
-    rows = [line for line in lines[2:] if line.strip()]
+    rows = lines[2:5]
     assert [row.split()[0] for row in rows] == ["2x768x768", "2x768x3072", "2x3072x768"]
     assert all(len(row.split("/s")) == len(FORMS) + 1 for row in rows)
+    stack = [line.split() for line in lines[lines.index("") + 3:]]
+    assert [(row[0], row[1]) for row in stack] == [("2", form) for form in projections.STACK_FORMS]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in stack)
 
 
 def test_cli_rejects_bad_arguments() -> None:
     with pytest.raises(SystemExit):
         projections.main(["--tokens", "0"])
+
+
+def _stack_weights(seed: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    values = {i.name: numpy_helper.to_array(i) for i in projection_graph("fp32", k, n, seed=seed).graph.initializer}
+    return values["W"], values["bias"]
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_ffn_stack_chains_the_blocks_weights(distinct: bool) -> None:
+    hidden, inner, blocks = 16, 32, 3
+    model = projections.ffn_stack_graph("fp32", blocks, distinct=distinct, hidden=hidden, inner=inner)
+    weight_sets = {i.name.split("_")[0] for i in model.graph.initializer}
+    assert len(weight_sets) == (2 * blocks if distinct else 2)
+    a = projection_input("fp32", 4, hidden)
+    expected = a
+    for block in range(blocks):
+        for part, (k, n) in enumerate(((hidden, inner), (inner, hidden))):
+            w, b = _stack_weights(2 * block + part if distinct else part, k, n)
+            expected = expected @ w + b
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"A": a})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+
+
+def test_ffn_stack_of_dynamic_int8_runs_and_integer_kernel_is_refused() -> None:
+    model = projections.ffn_stack_graph("int8-dynamic", 2, distinct=True, hidden=16, inner=32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"A": projection_input("int8-dynamic", 4, 16)})[0].shape == (4, 16)
+    with pytest.raises(ValueError, match="float outputs"):
+        projections.ffn_stack_graph("int8-kernel", 2, distinct=True)
