@@ -92,7 +92,16 @@ def projection_graph(form: str, k: int, n: int, *, seed: int = 0):  # noqa: ANN2
     graph = helper.make_graph(nodes, f"projection_{form}", [helper.make_tensor_value_info("A", a_type, ["M", k])],
                               [helper.make_tensor_value_info("Y", y_type, ["M", n])],
                               [numpy_helper.from_array(v, name) for name, v in inits.items() if name in read])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)])
+    return _model(graph)
+
+
+_FLOAT = 1  # onnx.TensorProto.FLOAT, without importing onnx at module load
+
+
+def _model(graph):  # noqa: ANN001, ANN202
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8  # onnxruntime reads at most IR 13; onnx >= 1.23 writes 14 by default
     return model
 
@@ -111,34 +120,26 @@ def ffn_stack_graph(form: str, blocks: int, *, distinct: bool, hidden: int = 768
 
     if form not in STACK_FORMS:
         raise ValueError(f"FFN stacks chain float outputs: form must be one of {', '.join(STACK_FORMS)}, got {form!r}")
-    nodes, inits, seen = [], [], set()
+    nodes, initializers = [], {}
     current = "A"
-    for block in range(blocks):
-        for part, (k, n) in enumerate(((hidden, inner), (inner, hidden))):
-            seed = 2 * block + part if distinct else part
-            single = projection_graph(form, k, n, seed=seed).graph
-            prefix = f"w{seed}_"
-            rename = {i.name: prefix + i.name for i in single.initializer}
-            out = f"h{block}_{part}"
-            for node in single.node:
-                copy = helper.make_node(node.op_type, [], [], domain=node.domain, name=f"{out}/{node.op_type}")
-                copy.input.extend(current if name == "A" else rename.get(name, name if not name else f"{out}/{name}")
-                                  for name in node.input)
-                copy.output.extend(out if name == "Y" else f"{out}/{name}" for name in node.output)
-                nodes.append(copy)
-            for initializer in single.initializer:
-                if rename[initializer.name] not in seen:
-                    seen.add(rename[initializer.name])
-                    initializer.name = rename[initializer.name]
-                    inits.append(initializer)
-            current = out
-    float_ = projection_graph(form, hidden, hidden).graph  # for the input / output value infos
-    graph = helper.make_graph(nodes, f"ffn_stack_{form}", [float_.input[0]],
-                              [helper.make_tensor_value_info(current, float_.output[0].type.tensor_type.elem_type,
-                                                             ["M", hidden])], inits)
-    model = helper.make_model(graph, opset_imports=list(projection_graph(form, hidden, hidden).opset_import))
-    model.ir_version = 8
-    return model
+    for step in range(2 * blocks):
+        k, n = (hidden, inner) if step % 2 == 0 else (inner, hidden)
+        seed = step if distinct else step % 2
+        single = projection_graph(form, k, n, seed=seed).graph
+        local = {i.name: f"w{seed}_{i.name}" for i in single.initializer}  # shared by blocks that reuse the seed
+        for i in single.initializer:
+            initializers.setdefault(local[i.name], i)
+        out = f"h{step}"
+        for node in single.node:
+            inputs = [current if x == "A" else local.get(x, x and f"{out}/{x}") for x in node.input]
+            outputs = [out if x == "Y" else f"{out}/{x}" for x in node.output]
+            nodes.append(helper.make_node(node.op_type, inputs, outputs, domain=node.domain, name=f"{out}/{node.op_type}"))
+        current = out
+    for name, initializer in initializers.items():
+        initializer.name = name
+    graph = helper.make_graph(nodes, f"ffn_stack_{form}", [helper.make_tensor_value_info("A", _FLOAT, ["M", hidden])],
+                              [helper.make_tensor_value_info(current, _FLOAT, ["M", hidden])], list(initializers.values()))
+    return _model(graph)
 
 
 def time_stack(form: str, m: int, blocks: int, *, distinct: bool, threads: int, seconds: float = 0.5) -> float:
