@@ -27,13 +27,14 @@ block reusing one weight set, which stays cached.  The difference is the cost of
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from .compare import PAUSE_S
 from .gemm import session_options
+from .timing import time_calls
 
 FORMS: tuple[str, ...] = ("fp32", "int8-kernel", "int8-dynamic", "int8-static")
 #: (K, N) of DistilBERT's projections: attention Q/K/V/output, FFN up, FFN down.
@@ -95,9 +96,6 @@ def projection_graph(form: str, k: int, n: int, *, seed: int = 0):  # noqa: ANN2
     return _model(graph)
 
 
-_FLOAT = 1  # onnx.TensorProto.FLOAT, without importing onnx at module load
-
-
 def _model(graph):  # noqa: ANN001, ANN202
     from onnx import helper
 
@@ -116,29 +114,30 @@ def ffn_stack_graph(form: str, blocks: int, *, distinct: bool, hidden: int = 768
     ``distinct``: each block has its own weights (a model's case); otherwise every block reads the same
     two weight sets.  No activation between the projections: the stack is there to time weight reads.
     """
-    from onnx import helper
+    from onnx import TensorProto, helper
 
     if form not in STACK_FORMS:
         raise ValueError(f"FFN stacks chain float outputs: form must be one of {', '.join(STACK_FORMS)}, got {form!r}")
-    nodes, initializers = [], {}
+    nodes, weights = [], {}
     current = "A"
     for step in range(2 * blocks):
-        k, n = (hidden, inner) if step % 2 == 0 else (inner, hidden)
         seed = step if distinct else step % 2
-        single = projection_graph(form, k, n, seed=seed).graph
-        local = {i.name: f"w{seed}_{i.name}" for i in single.initializer}  # shared by blocks that reuse the seed
-        for i in single.initializer:
-            initializers.setdefault(local[i.name], i)
-        out = f"h{step}"
+        if seed not in weights:  # one projection graph per weight set, its initializers renamed apart
+            k, n = (hidden, inner) if seed % 2 == 0 else (inner, hidden)
+            weights[seed] = projection_graph(form, k, n, seed=seed).graph
+            for initializer in weights[seed].initializer:
+                initializer.name = f"w{seed}_{initializer.name}"
+        single, out = weights[seed], f"h{step}"
+        local = {i.name.split("_", 1)[1]: i.name for i in single.initializer}
         for node in single.node:
             inputs = [current if x == "A" else local.get(x, x and f"{out}/{x}") for x in node.input]
             outputs = [out if x == "Y" else f"{out}/{x}" for x in node.output]
             nodes.append(helper.make_node(node.op_type, inputs, outputs, domain=node.domain, name=f"{out}/{node.op_type}"))
         current = out
-    for name, initializer in initializers.items():
-        initializer.name = name
-    graph = helper.make_graph(nodes, f"ffn_stack_{form}", [helper.make_tensor_value_info("A", _FLOAT, ["M", hidden])],
-                              [helper.make_tensor_value_info(current, _FLOAT, ["M", hidden])], list(initializers.values()))
+    value = TensorProto.FLOAT
+    graph = helper.make_graph(nodes, f"ffn_stack_{form}", [helper.make_tensor_value_info("A", value, ["M", hidden])],
+                              [helper.make_tensor_value_info(current, value, ["M", hidden])],
+                              [i for g in weights.values() for i in g.initializer])
     return _model(graph)
 
 
@@ -167,17 +166,10 @@ def _median_ms(model, a: np.ndarray, *, threads: int, seconds: float) -> float: 
 
     session = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
     feed = {"A": a}
-    for _ in range(3):
-        session.run(None, feed)
-    samples: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(samples) < 10:
-        start = time.perf_counter()
-        session.run(None, feed)
-        samples.append(time.perf_counter() - start)
+    latency = time_calls(lambda: session.run(None, feed), seconds=seconds, min_runs=10, warmup=3)
     del session
-    time.sleep(0.05)  # let this session's pool threads stop spinning before the next one runs
-    return statistics.median(samples) * 1e3
+    time.sleep(PAUSE_S)  # let this session's pool threads stop spinning before the next one runs
+    return latency.p50
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from .attention import rewrite_for_flash_attention
 from .convert import DEFAULT_OPSET, export_fp32
 from .fp16 import convert_fp16
 from .load import Checkpoint, resolve_checkpoint
-from .optimize import fuse, time_models
+from .optimize import TIMING_SHAPES, fuse, time_models
 from .progress import Steps
 from .quantize import QuantizationPreset, quantize
 from .validate import check_variant, reference_batches
@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 #: often differ by 3-7 %, which five runs on a shared machine did not always resolve (full-size
 #: DistilBERT-QA int8: the flash graph, faster at every shape side by side, lost one export at five).
 SELECTION_REPEATS = 15
-SELECTION_NOTE = f"fastest of {SELECTION_REPEATS} round-robin runs of 1x128 + 4x384 random tokens, ms"
+SELECTION_NOTE = (f"fastest of {SELECTION_REPEATS} round-robin runs of "
+                  + " + ".join(f"{b}x{s}" for b, s in TIMING_SHAPES) + " random tokens, ms")
 
 _VERSIONED = ("distilrt", "onnx", "onnxruntime", "torch", "transformers", "optimum", "optimum-onnx", "tokenizers")
 

@@ -49,13 +49,16 @@ def fuse(model_path: Path, out_path: Path, config: dict[str, Any], *, for_cpu: b
     return {name: int(count) for name, count in stats.items() if count}
 
 
+#: (batch, tokens) of the workload :func:`time_models` times each candidate on (tokens capped at the model's maximum).
+TIMING_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (4, 384))
+
 #: Pause before each candidate's timed turn, long enough for the previous session's threads to stop spinning.
 SPIN_PAUSE_S = 0.05
 
 
 def time_models(models: dict[str, Path], *, vocab_size: int, max_len: int, repeats: int = 10) -> dict[str, float]:
-    """Best-of-``repeats`` latency (ms) of each model on a small fixed workload (1x128 and 4x384, capped
-    at ``max_len``).
+    """Best-of-``repeats`` latency (ms) of each model on a small fixed workload (:data:`TIMING_SHAPES`,
+    capped at ``max_len``).
 
     Candidates run round-robin and the minimum is kept: on a shared machine, other load only ever adds
     time, so the minimum is the figure least disturbed by it, and interleaving exposes every candidate
@@ -69,7 +72,7 @@ def time_models(models: dict[str, Path], *, vocab_size: int, max_len: int, repea
     from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
 
     rng = np.random.default_rng(0)
-    shapes = tuple((b, min(s, max_len)) for b, s in ((1, 128), (4, 384)))
+    shapes = tuple((b, min(s, max_len)) for b, s in TIMING_SHAPES)
     raw = [{"input_ids": rng.integers(5, vocab_size, (b, s), dtype=np.int64),
             "attention_mask": np.ones((b, s), dtype=np.int64),
             "token_type_ids": np.zeros((b, s), dtype=np.int64)} for b, s in shapes]
