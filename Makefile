@@ -9,11 +9,12 @@ TORCH_PIP_ARGS ?=
 MODELS ?= models
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test bench bench-quick lint clean
+.PHONY: help install demo test test-slow bench bench-quick clean
 
 help:
 	@echo "make demo   export the seed checkpoints (or offline stand-ins) and run them"
-	@echo "make test   run the whole test suite"
+	@echo "make test   run the test suite (tests marked slow excluded)"
+	@echo "make test-slow  run only the tests marked slow"
 	@echo "make bench  run the full benchmark (writes benchmarks/results/)"
 
 $(BIN)/python:
@@ -32,6 +33,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Tests marked slow (full-size exports, real servers under long load); `make test` leaves them out.
+test-slow: install
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/distilrt bench --output benchmarks/results
