@@ -44,18 +44,13 @@ class Candidate:
 def compare(candidates: list[Candidate], shapes: list[tuple[int, int]], *, threads: int = 2, rounds: int = 3,
             runs: int = 10) -> dict[str, dict[str, float]]:
     """Median milliseconds per ``session.run`` of each candidate at each ``(batch, seq)`` shape."""
-    import onnxruntime as ort
-
-    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
-
-    from .gemm import session_options
+    from distilrt.runtime.engines.onnxruntime import SessionSettings, create_session
 
     times: dict[str, dict[str, list[float]]] = {c.label: {f"{b}x{s}": [] for b, s in shapes} for c in candidates}
     for _ in range(rounds):
         for candidate in candidates:
-            disabled = CPU_DISABLED_OPTIMIZERS if candidate.disabled is None else candidate.disabled
-            session = ort.InferenceSession(str(candidate.path), session_options(threads),
-                                           providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled) or None)
+            session = create_session(candidate.path, SessionSettings(threads=threads,
+                                                                     disabled_optimizers=candidate.disabled))
             for batch, seq in shapes:
                 feeds = random_feeds(session, batch=batch, seq=seq)
                 session.run(None, feeds)  # warm-up

@@ -46,13 +46,11 @@ def matmul_graph(kind: str, k: int, n: int):  # noqa: ANN202 - onnx.ModelProto, 
 
 
 def session_options(threads: int):  # noqa: ANN201
-    import onnxruntime as ort
+    """The runtime's ONNX Runtime session options with ``threads`` intra-op threads."""
+    from distilrt.runtime.engines.onnxruntime import SessionSettings
+    from distilrt.runtime.engines.onnxruntime import session_options as runtime_options
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return options
+    return runtime_options(SessionSettings(threads=threads))
 
 
 def measure_peak(kind: str, *, threads: int, seconds: float = 1.0) -> Peak:

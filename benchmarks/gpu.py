@@ -122,11 +122,9 @@ def load_ort_qa(bundle_dir: Path, model_file: Path, *, providers: Sequence[tuple
     from distilrt.runtime.pipeline import task_class
     from distilrt.runtime.tokenizer import TextTokenizer
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
+    from distilrt.runtime.engines.onnxruntime import SessionSettings, session_options
+
+    options = session_options(SessionSettings(threads=threads))
     session = ort.InferenceSession(str(model_file), options, providers=[name for name, _ in providers],
                                    provider_options=[dict(opts) for _, opts in providers])
     check_primary(providers[0][0], session.get_providers())

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .gemm import session_options
 from .timing import Latency, time_calls
 
 _FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_quantized.onnx"}
@@ -38,13 +37,10 @@ def session_for(source: str, paths: dict[str, Path], precision: str, *, threads:
     distilrt graphs get the session distilrt's runtime builds on CPU (its left-out rewrites); optimum's
     get ONNX Runtime's defaults, as ``ORTModel`` builds them.
     """
-    import onnxruntime as ort
+    from distilrt.runtime.engines.onnxruntime import SessionSettings, create_session
 
-    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
-
-    disabled = list(CPU_DISABLED_OPTIMIZERS) if source == "distilrt" else None
-    return ort.InferenceSession(str(model_file(source, paths, precision)), session_options(threads),
-                                providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+    settings = SessionSettings(threads=threads, disabled_optimizers=None if source == "distilrt" else ())
+    return create_session(model_file(source, paths, precision), settings)
 
 
 def session_latency(source: str, paths: dict[str, Path], precision: str, *, batch: int, seq: int, threads: int,

@@ -22,28 +22,21 @@ def profile(model: Path, *, batch: int, seq: int, threads: int = 2, runs: int = 
 
     ``disabled_optimizers`` None: the rewrites distilrt's runtime leaves out on CPU.
     """
-    import onnxruntime as ort
+    from distilrt.runtime.engines.onnxruntime import SessionSettings, create_session, session_options
 
-    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
-
-    disabled = list(CPU_DISABLED_OPTIMIZERS if disabled_optimizers is None else disabled_optimizers) or None
-
-    from .gemm import session_options
-
-    options = session_options(threads)
+    settings = SessionSettings(threads=threads, disabled_optimizers=disabled_optimizers)
+    options = session_options(settings)
     if options_hook:
         options_hook(options)
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "ort")
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
-                                       disabled_optimizers=disabled)
+        session = create_session(model, settings, options=options)
         feeds = random_feeds(session, batch=batch, seq=seq)
         for _ in range(2):
             session.run(None, feeds)
         session.end_profiling()
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
-                                       disabled_optimizers=disabled)
+        session = create_session(model, settings, options=options)
         for _ in range(2):
             session.run(None, feeds)
         for _ in range(runs):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +25,7 @@ def fuse(model_path: Path, out_path: Path, config: dict[str, Any], *, for_cpu: b
     ``opt_level=0`` keeps the file portable: only the Python fusions run, not ORT's hardware-specific
     level-2 rewrites, which sessions apply at load time anyway.  ``for_cpu=True`` leaves out the fusions
     whose CPU kernels measured slower than what they replace (full-size DistilBERT-QA, 2 threads):
-    SkipLayerNormalization (see ``runtime.session.CPU_DISABLED_OPTIMIZERS``); BiasGelu, whose bias the
+    SkipLayerNormalization (see ``runtime.engines.onnxruntime.CPU_DISABLED_OPTIMIZERS``); BiasGelu, whose bias the
     int8 projection otherwise absorbs (10.7 vs 5.6 ms of GELU at 8x128 int8); and
     EmbedLayerNormalization, which shares the word-embedding table with a Gather kept for a shape and so
     makes the int8 quantiser dequantise the whole table on every run (13.6 ms at 1x128).  Without the
@@ -52,47 +50,13 @@ def fuse(model_path: Path, out_path: Path, config: dict[str, Any], *, for_cpu: b
 #: (batch, tokens) of the workload :func:`time_models` times each candidate on (tokens capped at the model's maximum).
 TIMING_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (4, 384))
 
-#: Pause before each candidate's timed turn, long enough for the previous session's threads to stop spinning.
-SPIN_PAUSE_S = 0.05
-
 
 def time_models(models: dict[str, Path], *, vocab_size: int, max_len: int, repeats: int = 10) -> dict[str, float]:
     """Best-of-``repeats`` latency (ms) of each model on a small fixed workload (:data:`TIMING_SHAPES`,
-    capped at ``max_len``).
+    capped at ``max_len``), timed side by side as the runtime times candidates
+    (:func:`distilrt.runtime.engines.timing.time_onnx_files`: round-robin, fastest turn, a pause
+    between turns so no session's spinning threads slow the next)."""
+    from distilrt.runtime.engines.timing import time_onnx_files
 
-    Candidates run round-robin and the minimum is kept: on a shared machine, other load only ever adds
-    time, so the minimum is the figure least disturbed by it, and interleaving exposes every candidate
-    to the same conditions.  Sessions are built as the runtime builds them on CPU (same left-out
-    rewrites), and each candidate's turn starts after a short pause: ONNX Runtime's pool threads keep
-    spinning for a while after a run, and without the pause they steal the cores from the next
-    candidate (measured on full-size DistilBERT int8 at 1x128: 23.4 ms interleaved vs 14.0 ms alone).
-    """
-    import onnxruntime as ort
-
-    from distilrt.runtime.session import CPU_DISABLED_OPTIMIZERS
-
-    rng = np.random.default_rng(0)
     shapes = tuple((b, min(s, max_len)) for b, s in TIMING_SHAPES)
-    raw = [{"input_ids": rng.integers(5, vocab_size, (b, s), dtype=np.int64),
-            "attention_mask": np.ones((b, s), dtype=np.int64),
-            "token_type_ids": np.zeros((b, s), dtype=np.int64)} for b, s in shapes]
-    sessions = {}
-    for label, path in models.items():
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
-                                       disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS))
-        names = {i.name for i in session.get_inputs()}
-        feeds = [{k: v for k, v in feed.items() if k in names} for feed in raw]
-        for feed in feeds:  # warm-up: first runs allocate arenas and pick kernels
-            session.run(None, feed)
-        sessions[label] = (session, feeds)
-    best = {label: float("inf") for label in models}
-    for _ in range(repeats):
-        for label, (session, feeds) in sessions.items():
-            time.sleep(SPIN_PAUSE_S)
-            start = time.perf_counter()
-            for feed in feeds:
-                session.run(None, feed)
-            best[label] = min(best[label], (time.perf_counter() - start) * 1000)
-    return best
+    return time_onnx_files(models, shapes, vocab_size=vocab_size, repeats=repeats)

@@ -131,11 +131,9 @@ def reference_batches(checkpoint: Checkpoint) -> list[ReferenceBatch]:
 
 
 def _run(model_path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from distilrt.runtime.engines.onnxruntime import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    session = create_session(model_path)  # the CPU session the runtime builds (same left-out rewrites)
     names = [i.name for i in session.get_inputs()]
     missing = [n for n in names if n not in inputs]
     if missing:

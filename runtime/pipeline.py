@@ -12,7 +12,8 @@ from .bundle import Bundle, load_bundle
 from .errors import InputError
 from .providers import resolve_providers, tensorrt_options
 from .registry import TASKS, check_task
-from .session import ModelSession, SessionSettings
+from .engines.base import Engine
+from .engines.onnxruntime import OrtEngine, SessionSettings
 from .tasks.base import Task
 from .tokenizer import TextTokenizer
 
@@ -104,10 +105,10 @@ def pipeline(
     if streams > 1 and plan.device != "cpu":
         raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
                          "the device busy: leave streams at 1 and raise batch_size instead")
-    session = ModelSession(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
+    session = OrtEngine(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
 
-    def stream_session() -> ModelSession:
-        return ModelSession(bundle.path, bundle.manifest, chosen, plan, replace(settings, threads=1),
+    def stream_session() -> Engine:
+        return OrtEngine(bundle.path, bundle.manifest, chosen, plan, replace(settings, threads=1),
                             file_precision=file_precision)
 
     return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size,

@@ -14,7 +14,7 @@ from ..batching import length_sorted_batches, pad_batch
 from ..bundle import Bundle
 from ..errors import InputError
 from ..manifest import Manifest
-from ..session import ModelSession
+from ..engines.base import Engine
 from ..tokenizer import TextTokenizer
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class Task:
     #: Outputs with one value per sequence rather than per token (never cut to the sequence length).
     per_sequence_outputs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, bundle: Bundle, session: ModelSession, tokenizer: TextTokenizer, batch_size: int = 32,
-                 streams: int = 1, stream_session: Callable[[], ModelSession] | None = None) -> None:
+    def __init__(self, *, bundle: Bundle, session: Engine, tokenizer: TextTokenizer, batch_size: int = 32,
+                 streams: int = 1, stream_session: Callable[[], Engine] | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
@@ -79,7 +79,7 @@ class Task:
         self.batch_size = batch_size
         self.streams = streams
         self._make_stream_session = stream_session
-        self._stream_session: ModelSession | None = None
+        self._stream_session: Engine | None = None
         self._stream_lock = threading.Lock()
 
     # -- resolved values ------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class Task:
         results: list[Any] = [None] * len(encodings)
         batches = list(length_sorted_batches([len(e.ids) for e in encodings], self.batch_size))
 
-        def run(batch: list[int], session: ModelSession) -> None:
+        def run(batch: list[int], session: Engine) -> None:
             chosen = [encodings[i] for i in batch]
             feeds = pad_batch(chosen, pad_id=self.tokenizer.pad_id, input_names=session.input_names,
                               dtypes=session.input_dtypes)
@@ -151,7 +151,7 @@ class Task:
                 run(batch, self.session)
         return results
 
-    def _streamed(self, batches: list[list[int]], run: Callable[[list[int], ModelSession], None]) -> None:
+    def _streamed(self, batches: list[list[int]], run: Callable[[list[int], Engine], None]) -> None:
         """Run ``batches`` on ``streams`` threads sharing one single-threaded session.
 
         On a few cores, small and mid-size inputs keep one core each busier than two cores share one
