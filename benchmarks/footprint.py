@@ -1,44 +1,29 @@
 """Cold start, import time, peak RSS, bundle size on disk and installed size.
 
-Cold start is a new Python process from launch until the first answer (measured by the runtime's
-``scripts/runtime_footprint.py``, reused here).  Installed size sums the files of each distribution in a dependency closure as installed
-here, for a runtime-only environment and for one with torch + transformers + optimum.
+Cold start is a new Python process from launch until the first answer (measured by :mod:`.coldstart`).
+Installed size sums the files of each distribution in a dependency closure as installed here, for a
+runtime-only environment and for one with torch + transformers + optimum.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-FOOTPRINT_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "runtime_footprint.py"
-
-
-def _footprint_script() -> Any:
-    """``scripts/runtime_footprint.py`` of a source checkout (the runtime's own cold-start measurement)."""
-    if not FOOTPRINT_SCRIPT.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("distilrt_runtime_footprint", FOOTPRINT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+from .coldstart import measure
 
 
 def cold_start(*, checkpoint: Path, bundle: Path, precision: str, repeats: int) -> dict[str, Any]:
     """Median cold start of distilrt (``precision``) and of the transformers pipeline on the same weights.
 
-    Delegates to ``scripts/runtime_footprint.py``: each run is a new process answering one question;
-    the child reports import / load / first-answer times and its peak RSS (VmHWM), the parent the
-    whole process's wall time.  Returns ``{"skipped": reason}`` when the script is not there (an
-    installed wheel has no ``scripts/``) or a child fails.
+    Each run is a new process answering one question (:func:`.coldstart.measure`): the child reports
+    import / load / first-answer times and its peak RSS (VmHWM), the parent the whole process's wall
+    time.  Returns ``{"skipped": reason}`` when a child fails.
     """
-    script = _footprint_script()
-    if script is None:
-        return {"skipped": f"{FOOTPRINT_SCRIPT} not found (cold start is measured from a source checkout)"}
     try:
-        found = script.measure(bundle=bundle, checkpoint=checkpoint, precision=precision, repeats=repeats)
+        found = measure(bundle=bundle, checkpoint=checkpoint, precision=precision, repeats=repeats)
     except (SystemExit, RuntimeError, OSError) as exc:
         return {"skipped": f"cold-start child failed: {str(exc)[-400:]}"}
     names = {"distilrt (optimised-model cache warm)": f"distilrt-{precision} (optimised-model cache warm)",

@@ -39,7 +39,8 @@ def _target(name: str, measured: float | None, goal: float, *, at_most: bool = F
 
 
 def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's speed targets, each with the measured figure (None when the run did not measure it)."""
+    """distilrt's goals on DistilBERT-QA (speed against its peers, share of the GEMM peak, cold start and memory),
+    each with the measured figure (None when the run did not measure it)."""
     index = _index(result["rows"])
 
     def ratio(workload: str, system: str, peer: str) -> float | None:
@@ -66,7 +67,7 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             targets.append(_target(f"{kernel['precision']} efficiency, session only, {kernel['batch']}x{kernel['seq']}",
                                    kernel["efficiency"], goal, how="ORT session on the bundle file, no tokenizer"))
     cold = result.get("footprint", {}).get("cold_start", {})
-    # The default configuration (no optimised-model cache) is the one held to the target.
+    # The default configuration (no optimised-model cache) is the one held to the goal.
     ours = next((v for k, v in cold.items() if k.startswith("distilrt") and "cache" not in k), None)
     theirs = cold.get("transformers-fp32")
     if ours and theirs:

@@ -6,8 +6,8 @@ next request as soon as the previous answer arrives, for a fixed time (bounded a
 Texts are a fixed, seeded mix of short and long inputs.  Client and server share the machine, so the
 figures include the client's cost; they compare settings on one machine, not machines.
 
-    python benchmarks/serve_load.py --bundle BUNDLE_DIR [--concurrency 1 4 16 64] [--seconds 8]
-    python benchmarks/serve_load.py --model minilm-embed     # a bundle from benchmarks/models.py
+    python -m distilrt.benchmarks.serve_load --bundle BUNDLE_DIR [--concurrency 1 4 16 64] [--seconds 8]
+    python -m distilrt.benchmarks.serve_load --model minilm-embed    # a bundle of distilrt bench's models
 
 Writes benchmarks/results/serve_load-<model>.json and .md.
 """
@@ -28,13 +28,14 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from distilrt.runtime.hostinfo import cpu_info, package_versions
+
 logger = logging.getLogger("serve_load")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path("benchmarks/results")
 WORDS = ("the model answers questions about documents and ranks passages for search while the service "
          "keeps latency low under load with dynamic batching of concurrent requests on one machine").split()
 MODES = {"batching on": [], "batching off": ["--max-batch-size", "1"]}
@@ -150,19 +151,9 @@ def _wait_ready(port: int, timeout_s: float = 300) -> None:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    versions = {"python": platform.python_version()}
-    for name in ("distilrt", "onnxruntime", "tokenizers", "numpy", "fastapi", "uvicorn", "starlette"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "os": platform.platform(), "versions": versions,
+    versions = {"python": platform.python_version(),
+                **package_versions(("distilrt", "onnxruntime", "tokenizers", "numpy", "fastapi", "uvicorn", "starlette"))}
+    return {"cpu": cpu_info()[0], "logical_cores": os.cpu_count(), "os": platform.platform(), "versions": versions,
             "load_average_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
@@ -194,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="bundle directory to serve")
-    source.add_argument("--model", help="a model key from benchmarks/models.py (built and cached on first use)")
+    source.add_argument("--model", help="a model of distilrt bench (built and cached on first use)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each point (default: 8)")
     parser.add_argument("--max-requests", type=int, default=20000, help="cap per point (default: 20000)")
@@ -204,15 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--pipeline-batch-size", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the .json and .md (default: %(default)s)")
     parser.add_argument("--weights-note", default=None, help="what the bundle's weights are, for the report")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     bundle, weights = args.bundle, f"Weights: {args.weights_note or 'as in the bundle'}."
     if args.model:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from benchmarks.models import DEFAULT_WORK_DIR, MODELS, bundle_dir
+        from .models import DEFAULT_WORK_DIR, MODELS, bundle_dir
 
         spec = MODELS[args.model]
         bundle, weights = bundle_dir(spec, DEFAULT_WORK_DIR, progress=logger.info), f"Weights: {spec.label}."

@@ -15,7 +15,7 @@ zero-weight column per head for the extra component), so the int8 quantiser give
 int8 weights sharing one activation quantisation, like the unfused graph's -- unlike ``QAttention``,
 which measured 2x slower (28.5 vs 13.7 ms at 1x128).
 
-Measured on full-size DistilBERT-QA int8, 2 threads, one ``python -m distilrt.benchmarks.compare``
+Measured on full-size DistilBERT-QA int8, 2 threads, one ``python -m research.compare``
 run (median ms at 1x128 / 1x384 / 4x384 / 8x128): this rewrite 9.00 / 28.9 / 111.1 / 55.4 against the
 unfused graph with fp32 attention MatMuls 9.46 / 31.3 / 122.3 / 58.4.  A MultiHeadAttention node that
 keeps the mask input (plain score-matrix path) was slower than the unfused graph at 4x384 (134.0 vs

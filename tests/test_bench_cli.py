@@ -124,23 +124,6 @@ def test_best_setting_tries_streams_where_offered() -> None:
     assert "-> 1x2" in said[-1]
 
 
-def test_compare_parses_candidates_and_times_each(make_bundle, capsys) -> None:
-    from distilrt.benchmarks.compare import Candidate, main
-
-    assert Candidate.parse("a/model.onnx") == Candidate("model", Path("a/model.onnx"), None)
-    assert Candidate.parse("base=m.onnx:none") == Candidate("base", Path("m.onnx"), ())
-    assert Candidate.parse("x=m.onnx:SkipLayerNormFusion,GeluFusion").disabled == ("SkipLayerNormFusion", "GeluFusion")
-    model = make_bundle("distilbert-qa-uncased") / "onnx" / "model_quantized.onnx"
-    assert main([f"default={model}", f"every-rewrite={model}:none", "--shape", "1x16", "--shape", "2x8",
-                 "--rounds", "1", "--runs", "2"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["1x16", "2x8"]
-    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[1:]}
-    assert set(rows) == {"default", "every-rewrite"} and all(len(v) == 2 and min(v) > 0 for v in rows.values())
-    with pytest.raises(SystemExit):
-        main([str(model), "--shape", "1by16"])
-
-
 def test_session_only_rows_build_each_runtime_own_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import onnxruntime as ort
 

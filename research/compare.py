@@ -1,7 +1,7 @@
 """Side-by-side session latency of ONNX graphs (or of one graph under different session settings).
 
-    python -m distilrt.benchmarks.compare A.onnx B.onnx [--shape 1x128 --shape 8x128] [--threads 2]
-    python -m distilrt.benchmarks.compare base=model.onnx skipln=model.onnx:none   # ":none" keeps every rewrite
+    python -m research.compare A.onnx B.onnx [--shape 1x128 --shape 8x128] [--threads 2]
+    python -m research.compare base=model.onnx skipln=model.onnx:none   # ":none" keeps every rewrite
 
 Each candidate gets its own session in turn, which is destroyed before the next one is built, and the
 candidates take turns over several rounds.  Timing sessions side by side in one loop is misleading:
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernel import random_feeds
+from distilrt.benchmarks.kernel import random_feeds
 
 #: Pause between candidates so the previous session's threads have stopped spinning.
 PAUSE_S = 0.05

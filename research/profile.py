@@ -1,6 +1,6 @@
 """Where a session's time goes: ONNX Runtime's profiler, summed per operator type.
 
-    python -m distilrt.benchmarks.profile MODEL.onnx --shape 1x128 [--shape 8x128] [--threads 2]
+    python -m research.profile MODEL.onnx --shape 1x128 [--shape 8x128] [--threads 2]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .kernel import random_feeds
+from distilrt.benchmarks.kernel import random_feeds
 
 
 def profile(model: Path, *, batch: int, seq: int, threads: int = 2, runs: int = 10,

@@ -1,14 +1,17 @@
-"""The projection forms timed by ``python -m distilrt.benchmarks.projections`` compute the same projection."""
+"""The development instruments in research/: the projection forms of ``python -m research.projections`` compute the
+same projection, and ``python -m research.compare`` times each candidate it is given."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from distilrt.benchmarks import projections
-from distilrt.benchmarks.projections import FORMS, STATIC_SCALE, STATIC_ZERO, projection_graph, projection_input
+from research import projections
+from research.projections import FORMS, STATIC_SCALE, STATIC_ZERO, projection_graph, projection_input
 
 M, K, N = 8, 64, 32
 
@@ -98,3 +101,20 @@ def test_ffn_stack_of_dynamic_int8_runs_and_integer_kernel_is_refused() -> None:
     assert session.run(None, {"A": projection_input("int8-dynamic", 4, 16)})[0].shape == (4, 16)
     with pytest.raises(ValueError, match="float outputs"):
         projections.ffn_stack_graph("int8-kernel", 2, distinct=True)
+
+
+def test_compare_parses_candidates_and_times_each(make_bundle, capsys) -> None:
+    from research.compare import Candidate, main
+
+    assert Candidate.parse("a/model.onnx") == Candidate("model", Path("a/model.onnx"), None)
+    assert Candidate.parse("base=m.onnx:none") == Candidate("base", Path("m.onnx"), ())
+    assert Candidate.parse("x=m.onnx:SkipLayerNormFusion,GeluFusion").disabled == ("SkipLayerNormFusion", "GeluFusion")
+    model = make_bundle("distilbert-qa-uncased") / "onnx" / "model_quantized.onnx"
+    assert main([f"default={model}", f"every-rewrite={model}:none", "--shape", "1x16", "--shape", "2x8",
+                 "--rounds", "1", "--runs", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["1x16", "2x8"]
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lines[1:]}
+    assert set(rows) == {"default", "every-rewrite"} and all(len(v) == 2 and min(v) > 0 for v in rows.values())
+    with pytest.raises(SystemExit):
+        main([str(model), "--shape", "1by16"])

@@ -5,8 +5,10 @@ load and first-answer times and its peak RSS (VmHWM from /proc/self/status); the
 whole process from launch to exit.  Both sides run the same weights: the transformers pipeline reads
 the PyTorch checkpoint, distilrt the bundle exported from it.
 
-    python scripts/runtime_footprint.py --tiny                       # builds a tiny seeded checkpoint + bundle
-    python scripts/runtime_footprint.py --checkpoint CKPT --bundle BUNDLE --precision int8 --repeats 3
+    python -m distilrt.benchmarks.coldstart --tiny                  # builds a tiny seeded checkpoint + bundle
+    python -m distilrt.benchmarks.coldstart --checkpoint CKPT --bundle BUNDLE --precision int8 --repeats 3
+
+``distilrt bench`` reports the same figures (see :func:`distilrt.benchmarks.footprint.cold_start`).
 
 Weights of stand-in checkpoints are random, so answers are meaningless; shapes (and so costs) are real.
 """

@@ -1,13 +1,13 @@
 """One transformer projection, timed in each form an ONNX graph can hold it on CPU.
 
-    python -m distilrt.benchmarks.projections [--tokens 128 --tokens 384] [--threads 2] [--seconds 0.5]
+    python -m research.projections [--tokens 128 --tokens 384] [--threads 2] [--seconds 0.5]
 
 A DistilBERT layer's weight GEMMs are 768x768 (Q, K, V, attention output), 768x3072 (FFN up) and
 3072x768 (FFN down), with M = batch x tokens rows.  Forms:
 
 ``fp32``          ``MatMul`` + bias on float32, what the fp32 graphs run.
 ``int8-kernel``   ``MatMulInteger`` on an input that is already uint8: the integer GEMM alone, the
-                  kernel the int8 peak is measured with (see :mod:`.gemm`).
+                  kernel the int8 peak is measured with (see :mod:`distilrt.benchmarks.gemm`).
 ``int8-dynamic``  ``DynamicQuantizeMatMul`` (float input quantised on every call, per-channel int8
                   weight, bias): what ONNX Runtime fuses a dynamically quantised MatMul into, and so
                   what distilrt's and optimum's int8 graphs run.
@@ -32,9 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distilrt.benchmarks.gemm import session_options
+from distilrt.benchmarks.timing import time_calls
+
 from .compare import PAUSE_S
-from .gemm import session_options
-from .timing import time_calls
 
 FORMS: tuple[str, ...] = ("fp32", "int8-kernel", "int8-dynamic", "int8-static")
 #: (K, N) of DistilBERT's projections: attention Q/K/V/output, FFN up, FFN down.
@@ -173,7 +174,7 @@ def _median_ms(model, a: np.ndarray, *, threads: int, seconds: float) -> float: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m distilrt.benchmarks.projections",
+    parser = argparse.ArgumentParser(prog="python -m research.projections",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, action="append", help="M, rows per call (repeatable; default 128, 384, 1024)")

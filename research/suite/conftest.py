@@ -1,4 +1,4 @@
-"""pytest-benchmark suite: ``pytest benchmarks/ --benchmark-only``.
+"""pytest-benchmark suite: ``python -m pytest research/suite --benchmark-only``.
 
 Not part of ``make test`` (pytest's testpaths is ``tests``).  Models are built once into the same cache
 as ``distilrt bench`` (``$DISTILRT_BENCH_CACHE`` or ``~/.cache/distilrt-bench``).
