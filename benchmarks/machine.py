@@ -6,21 +6,12 @@ import os
 import platform
 from typing import Any
 
-from distilrt.runtime.hostinfo import cpu_info, package_versions
+from distilrt.runtime.hostinfo import cpu_info, package_versions, physical_cores
 
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "amx_int8", "amx_bf16")
 VERSIONED = ("distilrt", "onnxruntime", "onnx", "tokenizers", "numpy", "torch", "transformers", "optimum",
              "optimum-onnx", "sentence-transformers")
-
-
-def _physical_cores() -> int | None:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False)
-    except ImportError:
-        return None
 
 
 def versions() -> dict[str, str]:
@@ -33,7 +24,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "cpu": model,
         "machine": platform.machine(),
         "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
+        "physical_cores": physical_cores(),  # that this process may use
         "isa": [f for f in ISA_FLAGS if f in flags],
         "os": platform.platform(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

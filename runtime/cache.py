@@ -22,20 +22,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .hostinfo import cpu_name
+
 logger = logging.getLogger(__name__)
 
 CACHE_DIR_NAME = ".cache"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ class OptimizedModelCache:
     def key(self) -> str:
         import onnxruntime as ort
 
-        settings = "|".join((ort.__version__, self.provider, self.level, platform.machine(), _cpu_name(),
+        settings = "|".join((ort.__version__, self.provider, self.level, platform.machine(), cpu_name(),
                              ",".join(self.disabled)))
         return f"{self.source_sha256[:16]}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 

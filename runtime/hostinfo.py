@@ -1,30 +1,84 @@
-"""What machine and which package versions produced a figure (manifests, benchmark results)."""
+"""Facts about this host: CPU model, ISA flags, physical cores, package versions.
+
+The one place that reads ``/proc/cpuinfo`` (once per process); the runtime's session defaults, its
+optimised-model cache key, the exporter's int8 preset and manifests, and benchmark results all ask here.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from typing import Iterable
 
 
-def cpu_info() -> tuple[str, set[str]]:
-    """(CPU model name, ISA flags) from /proc/cpuinfo; the platform's name and no flags elsewhere."""
-    model, flags = platform.processor() or platform.machine(), set()
+@dataclass(frozen=True)
+class CpuInfo:
+    """What ``/proc/cpuinfo`` says (the platform's name, no flags and no cores where it is not there)."""
+
+    model: str
+    flags: frozenset[str]
+    cores: int  # distinct (physical id, core id) pairs; 0 when unknown
+
+
+@lru_cache(maxsize=1)
+def read_cpuinfo() -> CpuInfo:
+    """``/proc/cpuinfo``, parsed once per process."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
+            return parse_cpuinfo(handle)
     except OSError:
-        pass
-    return model, flags
+        return parse_cpuinfo(())
+
+
+def parse_cpuinfo(lines: Iterable[str]) -> CpuInfo:
+    """The first model name and flags line of a ``/proc/cpuinfo`` text, and its distinct physical cores."""
+    model, flags = "", frozenset[str]()
+    cores: set[tuple[str, str]] = set()
+    physical = core = None
+    for line in lines:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split())
+        elif key == "physical id":
+            physical = value.strip()
+        elif key == "core id":
+            core = value.strip()
+        elif not line.strip():
+            if core is not None:
+                cores.add((physical or "0", core))
+            physical = core = None
+    if core is not None:
+        cores.add((physical or "0", core))
+    return CpuInfo(model or platform.processor() or platform.machine(), flags, len(cores))
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """(CPU model name, ISA flags)."""
+    found = read_cpuinfo()
+    return found.model, set(found.flags)
+
+
+def cpu_name() -> str:
+    return read_cpuinfo().model
 
 
 def cpu_flags() -> set[str]:
-    return cpu_info()[1]
+    return set(read_cpuinfo().flags)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (hyper-threads share a core's execution units)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, read_cpuinfo().cores or usable))
 
 
 def package_versions(names: Iterable[str]) -> dict[str, str]:
@@ -36,31 +90,3 @@ def package_versions(names: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def physical_cores() -> int:
-    """Physical CPU cores this process may use (hyper-threads share a core's execution units)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    try:
-        physical = core = None
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "physical id":
-                    physical = value.strip()
-                elif key == "core id":
-                    core = value.strip()
-                elif not line.strip():
-                    if core is not None:
-                        cores.add((physical or "0", core))
-                    physical = core = None
-            if core is not None:
-                cores.add((physical or "0", core))
-    except OSError:
-        pass
-    return max(1, min(usable, len(cores) or usable))

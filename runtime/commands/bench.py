@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..hostinfo import physical_cores
+
 HELP = "benchmark distilrt against transformers, PyTorch int8 and optimum on this machine"
 DESCRIPTION = """\
 Measures, in one run and on the same weights and thread budget: the transformers pipeline on PyTorch
@@ -61,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
             "install them with: pip install 'distilrt[export,bench]'") from exc
 
     overrides: dict = {"work_dir": (args.work_dir or DEFAULT_WORK_DIR).expanduser()}
-    if args.threads:
-        overrides["threads"] = args.threads
-    else:
-        overrides["threads"] = _physical_cores()
+    overrides["threads"] = args.threads or physical_cores()
     models = _subset(args.models, tuple(MODELS), "--models")
     systems = _subset(args.systems, tuple(SYSTEMS), "--systems")
     if models:
@@ -82,14 +81,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.markdown(result))
     say("wrote " + ", ".join(str(p) for p in written.values()))
     return 0
-
-
-def _physical_cores() -> int:
-    import os
-
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1
