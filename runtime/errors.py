@@ -53,6 +53,15 @@ class ProviderUnavailableError(DistilrtError):
     """An execution provider was requested that this onnxruntime build cannot use."""
 
 
+class GraphUnsupportedError(BundleError):
+    """No graph of the bundle can be given to the requested provider at the requested precision
+    (e.g. TensorRT, which parses standard ONNX operators only); the message names each graph's problem."""
+
+
+class CacheDirError(DistilrtError, OSError):
+    """A cache directory (e.g. TensorRT's engine cache) cannot be created or written."""
+
+
 class MissingDependencyError(DistilrtError, ImportError):
     """An optional dependency is needed for this feature; the message names the install command."""
 

@@ -8,9 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .bundle import Bundle, load_bundle
-from .errors import InputError
-from .providers import resolve_providers, tensorrt_options
+from . import tensorrt as trt
+from .bundle import PRECISION_CHOICES, Bundle, load_bundle
+from .errors import InputError, UnknownNameError
+from .providers import PROVIDERS, ProviderPlan, resolve_providers
 from .registry import TASKS, check_task
 from .engines.base import Engine
 from .engines.onnxruntime import OrtEngine, SessionSettings
@@ -40,6 +41,32 @@ def _as_tuple(names: Sequence[str] | None) -> Any:
     return names if names is None or isinstance(names, str) else tuple(names)
 
 
+def _plan(bundle: Bundle, provider: str, precision: str, *, batch_size: int, device_id: int,
+          tensorrt_cache_dir: str | Path | None) -> tuple[ProviderPlan, str, str]:
+    """(provider plan, precision, graph key for the manifest) before any session exists."""
+    probe = resolve_providers(provider, device_id=device_id, tensorrt={})  # validates the request first
+    if probe.name != "tensorrt":
+        chosen = bundle.choose_precision(precision, device=probe.device)
+        if probe.name == "cuda" and chosen == "int8":
+            logger.warning("int8 on CUDA: ONNX Runtime's CUDA provider has no kernels for the dynamic int8 graph's "
+                           "uint8 x int8 MatMulInteger / DynamicQuantizeMatMul, so most of %s runs on the CPU; "
+                           "use precision='fp16' on CUDA, or provider='tensorrt' with a static QDQ int8 graph",
+                           bundle.manifest.name)
+        return probe, chosen, chosen
+    if precision not in PRECISION_CHOICES:
+        raise UnknownNameError(f"unknown precision {precision!r}; known: {', '.join(PRECISION_CHOICES)}")
+    chosen, key, why = trt.choose_precision(bundle.manifest, bundle.path, precision)
+    logger.info("tensorrt: %s at %s from %s", bundle.manifest.name, chosen, why)
+    variant = bundle.manifest.variant(key)
+    profile = trt.TensorrtProfile.covering(max_length=bundle.manifest.max_sequence_length, batch_size=batch_size)
+    root = Path(tensorrt_cache_dir) if tensorrt_cache_dir else None
+    options = trt.tensorrt_options(
+        precision=chosen, input_names=bundle.manifest.inputs, profile=profile, device_id=device_id,
+        cache_dir=trt.engine_cache_dir(variant.sha256, precision=chosen, profile=profile, root=root),
+        timing_dir=trt.timing_cache_dir(root))
+    return resolve_providers(provider, device_id=device_id, tensorrt=options), chosen, key
+
+
 def pipeline(
     task: str | None = None,
     *,
@@ -59,7 +86,8 @@ def pipeline(
 ) -> Any:
     """Load a bundle for ``task`` (None: the bundle's own task) and return the callable task object.
 
-    ``precision``: "auto" (int8 on CPU, fp16 on CUDA/TensorRT, falling back to what the bundle has),
+    ``precision``: "auto" (int8 on CPU, fp16 on CUDA/TensorRT, falling back to what the bundle has; when
+    ``provider="auto"`` picked CUDA but CUDA does not load, re-planned for the CPU with a warning),
     "fp32", "fp16" or "int8".  ``provider``: "auto" (CUDA if usable, else CPU), "cpu", "cuda" or
     "tensorrt".  ``batch_size`` bounds how many sequences run together (inputs are length-sorted into
     batches).  ``threads`` sets ONNX Runtime's intra-op threads (default: physical cores);
@@ -67,8 +95,9 @@ def pipeline(
     ``optimized_cache=True`` saves ONNX Runtime's optimised graph under ``cache_dir`` (default
     ``<bundle>/.cache``, keyed by the variant's SHA-256) and reuses it on the next start; off by default
     because exported bundles are already fused (see :mod:`distilrt.runtime.cache`).  ``io_binding`` (default: on for GPU providers) keeps inputs
-    and outputs on the device.  ``tensorrt_cache_dir`` holds TensorRT engines (default
-    ``<bundle>/.cache/tensorrt``).  ``disabled_optimizers`` names ONNX Runtime graph rewrites to leave
+    and outputs on the device.  ``tensorrt_cache_dir`` holds TensorRT engines, one folder per graph SHA-256, precision and
+    shape profile (default: ``tensorrt`` in the user cache directory, see :mod:`distilrt.runtime.tensorrt`);
+    TensorRT is given a graph of standard ONNX operators only, or a typed error says why none fits.  ``disabled_optimizers`` names ONNX Runtime graph rewrites to leave
     out (default: ``SkipLayerNormFusion`` on CPU, which measures slower there; nothing on GPU; ``()`` keeps
     every rewrite).
 
@@ -82,22 +111,8 @@ def pipeline(
                                cache_dir=Path(cache_dir) if cache_dir else None, io_binding=io_binding,
                                disabled_optimizers=_as_tuple(disabled_optimizers))
 
-    probe = resolve_providers(provider, device_id=device_id, tensorrt={})  # validates the request first
-    chosen = bundle.choose_precision(precision, device=probe.device)
-    file_precision = chosen
-    trt: dict[str, Any] | None = None
-    if probe.name == "tensorrt":
-        # TensorRT builds its own fp16 engine from the fp32 graph; the fp16-converted graph's casts
-        # would only stand in its way.
-        if chosen == "fp16" and "fp32" in bundle.manifest.variants:
-            file_precision = "fp32"
-            logger.info("tensorrt: building an fp16 engine from the fp32 graph of %s", bundle.manifest.name)
-        trt = tensorrt_options(
-            precision=chosen, input_names=bundle.manifest.inputs, max_batch=batch_size,
-            max_length=bundle.manifest.max_sequence_length, device_id=device_id,
-            cache_dir=Path(tensorrt_cache_dir) if tensorrt_cache_dir else bundle.path / ".cache" / "tensorrt",
-        )
-    plan = resolve_providers(provider, device_id=device_id, tensorrt=trt) if trt is not None else probe
+    plan, chosen, file_precision = _plan(bundle, provider, precision, batch_size=batch_size, device_id=device_id,
+                                         tensorrt_cache_dir=tensorrt_cache_dir)
     tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
                                           model_vocab_size=bundle.vocab_size)
     if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
@@ -106,6 +121,14 @@ def pipeline(
         raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
                          "the device busy: leave streams at 1 and raise batch_size instead")
     session = OrtEngine(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
+    if session.plan.name != plan.name:  # provider="auto": the GPU provider did not load; re-plan for the CPU
+        plan = session.plan
+        cpu_precision = bundle.choose_precision(precision, device="cpu")
+        logger.warning("provider auto: %s did not load, so %s runs on the CPU at %s%s (%s)", PROVIDERS["cuda"],
+                       bundle.manifest.name, cpu_precision,
+                       f" instead of {chosen}" if cpu_precision != chosen else " as asked (slow there)", plan.notes[-1])
+        chosen = file_precision = cpu_precision
+        session = OrtEngine(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
 
     def stream_session() -> Engine:
         return OrtEngine(bundle.path, bundle.manifest, chosen, plan, replace(settings, threads=1),

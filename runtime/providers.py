@@ -2,18 +2,23 @@
 
 Resolution happens twice: before the session is built, against ``onnxruntime.get_available_providers()``
 (what this build was compiled with), and after, against ``session.get_providers()`` (what actually
-loaded: a CUDA build without a usable driver silently falls back to CPU).  An explicit request that
-cannot be met raises :class:`ProviderUnavailableError`; ``auto`` falls back and says so in a log line.
+loaded: a CUDA build without a usable driver or CUDA/cuDNN libraries logs a warning and runs on CPU).
+An explicit request that cannot be met raises :class:`ProviderUnavailableError`; ``auto`` falls back,
+and the caller re-plans precision and settings for the CPU (see ``pipeline``).
+
+Sessions are created (in :mod:`distilrt.runtime.engines.onnxruntime`) with ONNX Runtime's Python-level
+fallback off (``enable_fallback=0``): otherwise a TensorRT or CUDA session that fails to build is
+silently retried on other providers and the real error is only printed on stdout.  Everything TensorRT needs (options, shape profile, engine cache, which graph
+it may be given) lives in :mod:`distilrt.runtime.tensorrt`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import ProviderUnavailableError, UnknownNameError
+from .errors import MissingDependencyError, ProviderUnavailableError, UnknownNameError
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +30,15 @@ PROVIDERS: dict[str, str] = {
 PROVIDER_CHOICES: tuple[str, ...] = ("auto", *PROVIDERS)
 #: What ``auto`` tries, best first.  TensorRT is opt-in: its first engine build takes minutes.
 AUTO_ORDER: tuple[str, ...] = ("cuda", "cpu")
-#: Shape profile used for TensorRT when the caller gives no typical length.
-DEFAULT_OPT_LENGTH = 128
+#: Session configuration for sessions whose work runs on a GPU.  Intra-op threads only feed the device
+#: there; spinning would burn a core per thread while the GPU computes.
+GPU_SESSION_CONFIG: dict[str, str] = {"session.intra_op.allow_spinning": "0"}
+
+#: How to get a GPU onnxruntime.  ``onnxruntime`` and ``onnxruntime-gpu`` ship the same ``onnxruntime``
+#: module and must never be installed together: the second overwrites the first's files.
+GPU_INSTALL = ("pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu[cuda,cudnn]' "
+               "(or `pip install 'distilrt[gpu]'` in an environment without onnxruntime)")
+CPU_INSTALL = "pip install 'distilrt[cpu]' (or: pip install onnxruntime)"
 
 
 @dataclass(frozen=True)
@@ -52,64 +64,56 @@ class ProviderPlan:
     def options(self) -> list[dict[str, Any]]:
         return [opts for _, opts in self.providers]
 
+    @property
+    def session_config(self) -> dict[str, str]:
+        """``SessionOptions.add_session_config_entry`` pairs this plan's sessions need."""
+        return dict(GPU_SESSION_CONFIG) if self.device != "cpu" else {}
+
+
+def import_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or a :class:`MissingDependencyError` naming both installs."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"onnxruntime is not installed ({exc}). Fix: {CPU_INSTALL}; on an NVIDIA GPU host: {GPU_INSTALL}"
+        ) from exc
+    return onnxruntime
+
 
 def available_providers() -> list[str]:
-    import onnxruntime as ort
+    return list(import_onnxruntime().get_available_providers())
 
-    return list(ort.get_available_providers())
+
+def install_hint(request: str) -> str:
+    """The fix for a provider this onnxruntime lacks."""
+    if request == "cuda":
+        return (f"this is the CPU build of onnxruntime; on a host with an NVIDIA GPU: {GPU_INSTALL}, "
+                "or pass provider='cpu'")
+    if request == "tensorrt":
+        return (f"install the GPU build ({GPU_INSTALL}) and the TensorRT libraries it was built against "
+                "(libnvinfer on the library path), or pass provider='cuda'")
+    return "pass provider='auto'"
 
 
 def _missing(request: str, available: Sequence[str]) -> ProviderUnavailableError:
     have = ", ".join(available) or "none"
-    hint = {
-        "cuda": "install onnxruntime-gpu (`pip install 'distilrt[gpu]'`) with a matching CUDA/cuDNN, or pass provider='cpu'",
-        "tensorrt": "install onnxruntime-gpu built with TensorRT and the TensorRT libraries, or pass provider='cuda'",
-    }.get(request, "pass provider='auto'")
     return ProviderUnavailableError(
-        f"provider {request!r} ({PROVIDERS[request]}) is not available in this onnxruntime; it has: {have}. Fix: {hint}"
+        f"provider {request!r} ({PROVIDERS[request]}) is not available in this onnxruntime; it has: {have}. "
+        f"Fix: {install_hint(request)}"
     )
 
 
 def cuda_options(*, device_id: int = 0) -> dict[str, Any]:
-    """CUDA provider options: cuDNN picks convolution algorithms once, copies run on their own stream."""
-    return {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True}
+    """CUDA provider options.
 
-
-def tensorrt_options(
-    *,
-    precision: str,
-    input_names: Sequence[str],
-    max_batch: int,
-    max_length: int,
-    cache_dir: Path,
-    opt_length: int = DEFAULT_OPT_LENGTH,
-    device_id: int = 0,
-) -> dict[str, Any]:
-    """TensorRT provider options: precision flags, a persistent engine cache, and one shape profile.
-
-    The min/opt/max profile covers every (batch, length) the runtime feeds, so TensorRT builds one
-    engine per model instead of one per new shape.  Engines are cached in ``cache_dir``.
+    ``use_tf32=0``: on Ampere and later GPUs the CUDA provider otherwise runs fp32 MatMuls with TF32
+    tensor cores (10-bit mantissa), and fp32 results no longer meet the 1e-4 fp32 parity tolerance.
+    fp16 graphs are unaffected.  cuDNN picks convolution algorithms by heuristic (the encoders have none
+    worth an exhaustive search); copies run on the compute stream.
     """
-    if max_batch < 1 or max_length < 1:
-        raise ValueError(f"max_batch and max_length must be >= 1 (got {max_batch}, {max_length})")
-    opt_length = max(1, min(opt_length, max_length))
-
-    def shapes(batch: int, length: int) -> str:
-        return ",".join(f"{name}:{batch}x{length}" for name in input_names)
-
-    cache_dir = Path(cache_dir)
-    return {
-        "device_id": device_id,
-        "trt_fp16_enable": precision == "fp16",
-        "trt_int8_enable": precision == "int8",
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(cache_dir),
-        "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(cache_dir),
-        "trt_profile_min_shapes": shapes(1, 1),
-        "trt_profile_opt_shapes": shapes(max_batch, opt_length),
-        "trt_profile_max_shapes": shapes(max_batch, max_length),
-    }
+    return {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True,
+            "use_tf32": 0}
 
 
 def resolve_providers(
@@ -121,8 +125,9 @@ def resolve_providers(
 ) -> ProviderPlan:
     """Turn a provider request into the ORT provider list, checking what this onnxruntime has.
 
-    ``tensorrt`` holds the TensorRT options (see :func:`tensorrt_options`); it is needed only when
-    TensorRT is chosen.  CPU is always appended last so that operators a GPU provider lacks still run.
+    ``tensorrt`` holds the TensorRT options (see :func:`distilrt.runtime.tensorrt.tensorrt_options`); it
+    is needed only when TensorRT is chosen.  CPU is always appended last so that operators a GPU
+    provider lacks still run.
     """
     if request not in PROVIDER_CHOICES:
         raise UnknownNameError(f"unknown provider {request!r}; known: {', '.join(PROVIDER_CHOICES)}")
@@ -133,8 +138,8 @@ def resolve_providers(
         if chosen is None:
             raise _missing("cpu", have)
         if chosen != AUTO_ORDER[0]:
-            notes.append(f"provider auto: {PROVIDERS[AUTO_ORDER[0]]} is not available here (have: {', '.join(have)}); "
-                         f"using {PROVIDERS[chosen]}")
+            notes.append(f"provider auto: {PROVIDERS[AUTO_ORDER[0]]} is not in this onnxruntime (it has: "
+                         f"{', '.join(have)}); using {PROVIDERS[chosen]}")
             logger.info(notes[-1])
     else:
         chosen = request
@@ -153,18 +158,39 @@ def resolve_providers(
     return ProviderPlan(request, chosen, tuple(entries), device=device, device_id=device_id, notes=tuple(notes))
 
 
-def check_session_providers(plan: ProviderPlan, loaded: Sequence[str]) -> ProviderPlan:
+def cpu_plan(plan: ProviderPlan, reason: str) -> ProviderPlan:
+    """The CPU plan that replaces ``plan`` when its GPU provider did not load."""
+    return ProviderPlan(plan.requested, "cpu", ((PROVIDERS["cpu"], {}),), device="cpu", notes=(*plan.notes, reason))
+
+
+def session_failure(plan: ProviderPlan, exc: BaseException) -> ProviderUnavailableError:
+    """The typed error for a GPU session onnxruntime refused to build, carrying onnxruntime's own message."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if plan.name == "tensorrt":
+        fix = ("Fix: check that the TensorRT libraries match this onnxruntime-gpu (`python scripts/gpu_check.py` "
+               "lists them), or pass provider='cuda'")
+    else:
+        fix = "Fix: check the CUDA 12 / cuDNN 9 libraries (`python scripts/gpu_check.py` lists them), or pass provider='cpu'"
+    return ProviderUnavailableError(f"onnxruntime could not build a session on {plan.primary}: "
+                                    f"{' | '.join(lines[:6]) or type(exc).__name__}. {fix}")
+
+
+def check_session_providers(plan: ProviderPlan, loaded: Sequence[str], *, cause: str = "") -> ProviderPlan:
     """Compare the session's ``get_providers()`` with the plan after the session was built.
 
-    An explicit request whose provider did not load raises; ``auto`` logs a warning and returns the
-    plan the session really runs (CPU, so IO binding is not used for a device that is not there).
+    An explicit request whose provider did not load raises; ``auto`` logs a warning and returns the CPU
+    plan the session really runs, for the caller to re-plan precision and settings.  ``cause`` is what
+    onnxruntime printed while building the session, if anything.
     """
     if plan.primary in loaded:
         return plan
+    reason = cause or ("the usual cause is a CUDA 12 / cuDNN 9 library onnxruntime-gpu could not load: "
+                       "install them with `pip install 'onnxruntime-gpu[cuda,cudnn]'` and call "
+                       "`onnxruntime.preload_dlls()` before the first session, or put them on LD_LIBRARY_PATH")
     message = (f"onnxruntime listed {plan.primary} but the session loaded only {', '.join(loaded) or 'nothing'} "
-               "(a missing CUDA/cuDNN/TensorRT library is the usual cause)")
+               f"({reason})")
     if plan.requested != "auto":
-        raise ProviderUnavailableError(f"{message}; fix the installation or pass provider='cpu'")
-    logger.warning("%s; running on CPU", message)
-    return ProviderPlan(plan.requested, "cpu", ((PROVIDERS["cpu"], {}),), device="cpu",
-                        notes=(*plan.notes, message))
+        raise ProviderUnavailableError(f"{message}. Fix the installation (`python scripts/gpu_check.py` shows "
+                                       "what is missing) or pass provider='cpu'")
+    logger.warning("%s; falling back to the CPU", message)
+    return cpu_plan(plan, message)

@@ -11,6 +11,8 @@ per-call state (IO binding objects and reused device buffers) is thread-local.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
 from dataclasses import dataclass
@@ -20,10 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..cache import OptimizedModelCache
-from ..errors import BundleError, InputError
+from ..errors import BundleError, DistilrtError, InputError
 from ..hostinfo import physical_cores
 from ..manifest import Manifest
-from ..providers import PROVIDERS, ProviderPlan, check_session_providers
+from ..providers import PROVIDERS, ProviderPlan, check_session_providers, session_failure
 from .base import Engine, EngineInfo, check_unchanged, verify_variant
 
 logger = logging.getLogger(__name__)
@@ -93,22 +95,43 @@ def session_options(settings: SessionSettings = SessionSettings(), *, optimizati
 
 
 def create_session(model: str | Path | bytes, settings: SessionSettings = SessionSettings(), *,
-                   plan: ProviderPlan | None = None, options: Any = None) -> Any:
+                   plan: ProviderPlan | None = None, options: Any = None, printed: list[str] | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` built as distilrt's runtime builds it.
 
     ``plan`` None means the CPU provider alone.  ``options`` (default: :func:`session_options` of
     ``settings``) lets a caller add to the options, e.g. a profiling flag.  The runtime's left-out
-    rewrites (:meth:`SessionSettings.optimizers_to_disable`) apply for the plan's device.
+    rewrites (:meth:`SessionSettings.optimizers_to_disable`) apply for the plan's device, and the
+    plan's session configuration (GPU sessions: no spinning intra-op threads) is added to the options.
+
+    ONNX Runtime's silent provider fallback is off (``enable_fallback=0``): a GPU provider that fails
+    to build the session raises :class:`ProviderUnavailableError` with onnxruntime's own message (e.g.
+    TensorRT refusing a graph).  Releases that ignore ``enable_fallback`` print that message and retry
+    on CUDA/CPU; it is captured into ``printed`` for :func:`check_session_providers` to name the cause.
     """
     import onnxruntime as ort
 
-    names = plan.names if plan is not None else [PROVIDERS["cpu"]]
-    provider_options = plan.options if plan is not None else [{}]
-    disabled = list(settings.optimizers_to_disable(plan.device if plan is not None else "cpu"))
-    return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
-                                options if options is not None else session_options(settings),
-                                providers=names, provider_options=provider_options,
-                                disabled_optimizers=disabled or None)
+    plan = plan if plan is not None else ProviderPlan("cpu", "cpu", ((PROVIDERS["cpu"], {}),))
+    disabled = list(settings.optimizers_to_disable(plan.device))
+    options = options if options is not None else session_options(settings)
+    for key, value in plan.session_config.items():
+        options.add_session_config_entry(key, value)
+    kwargs: dict[str, Any] = {"providers": plan.names, "provider_options": plan.options,
+                              "disabled_optimizers": disabled or None, "enable_fallback": 0}
+    source = model if isinstance(model, bytes) else str(model)
+    if plan.device == "cpu":
+        return ort.InferenceSession(source, options, **kwargs)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            session = ort.InferenceSession(source, options, **kwargs)
+    except Exception as exc:  # onnxruntime raises its own RuntimeError subclasses
+        raise session_failure(plan, exc) from exc
+    text = captured.getvalue().strip()
+    if text:
+        logger.warning("onnxruntime while building the %s session: %s", plan.primary, text)
+        if printed is not None:
+            printed.append(text)
+    return session
 
 
 class OrtEngine(Engine):
@@ -129,9 +152,10 @@ class OrtEngine(Engine):
             cache = OptimizedModelCache.for_variant(directory, variant.file, variant.sha256, provider=plan.name,
                                                     level=settings.optimization, cache_dir=settings.cache_dir,
                                                     disabled=settings.optimizers_to_disable(plan.device))
-        self.session, self.from_cache = self._build(path, plan, settings, cache)
+        printed: list[str] = []
+        self.session, self.from_cache = self._build(path, plan, settings, cache, printed)
         check_unchanged(path, identity)
-        self.plan = check_session_providers(plan, self.session.get_providers())
+        self.plan = check_session_providers(plan, self.session.get_providers(), cause=" ".join(printed))
         self.providers: list[str] = list(self.session.get_providers())
         self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {i.name: _ORT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
@@ -143,14 +167,14 @@ class OrtEngine(Engine):
 
     @staticmethod
     def _build(path: Path, plan: ProviderPlan, settings: SessionSettings,
-               cache: OptimizedModelCache | None) -> tuple[Any, bool]:
+               cache: OptimizedModelCache | None, printed: list[str]) -> tuple[Any, bool]:
         if cache is not None:
             cached = cache.load()
             if cached is not None:
                 try:
                     # The cached graph is already optimised.  "basic" rather than "disabled": measured on
                     # ORT 1.31, a session with every optimisation disabled takes twice as long to build.
-                    return create_session(cached, settings, plan=plan,
+                    return create_session(cached, settings, plan=plan, printed=printed,
                                           options=session_options(settings, optimization="basic")), True
                 except Exception as exc:  # ORT raises its own exception types
                     logger.warning("could not load the optimised-model cache %s (%s); rebuilding it", cache.path, exc)
@@ -160,10 +184,12 @@ class OrtEngine(Engine):
         if staged is not None:
             options.optimized_model_filepath = str(staged)
         try:
-            session = create_session(path, settings, plan=plan, options=options)
+            session = create_session(path, settings, plan=plan, options=options, printed=printed)
         except Exception as exc:
             if staged is not None:
                 staged.unlink(missing_ok=True)
+            if isinstance(exc, DistilrtError):  # a GPU provider that refused the session says why itself
+                raise
             raise BundleError(f"onnxruntime cannot load the model: {exc}") from exc
         if staged is not None and cache is not None:
             cache.commit(staged)
