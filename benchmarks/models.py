@@ -172,13 +172,6 @@ def optimum_int8_config():  # noqa: ANN201 - optimum type, imported lazily
     return AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
 
 
-def optimum_preset_name() -> str:
-    flags = cpu_flags()
-    if "avx512_vnni" in flags or "avx_vnni" in flags:
-        return "avx512_vnni"
-    return "avx512" if "avx512f" in flags else "avx2"
-
-
 def prepare(keys: list[str], work: Path, *, progress: Callable[[str], None] | None = None) -> dict[str, dict[str, Path]]:
     """Build (or find in the cache) every artefact the run needs, before any timing starts."""
     found: dict[str, dict[str, Path]] = {}

@@ -19,16 +19,18 @@ FP32_OPS: tuple[str, ...] = (
 
 
 def convert_fp16(model_path: Path, out_path: Path) -> list[str]:
+    """Write ``model_path`` as fp16 to ``out_path``; return the operator types of the graph kept in fp32."""
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = OnnxModel(onnx.load(str(model_path)))
     block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP32_OPS))
+    kept = sorted({node.op_type for node in model.model.graph.node} & set(block))
     _untie_initializers(model.model.graph, set(block))
     model.convert_float_to_float16(keep_io_types=True, op_block_list=block)
     model.save_model_to_file(str(out_path))
-    return list(FP32_OPS)
+    return kept
 
 
 def _untie_initializers(graph, fp32_ops: set[str]) -> None:  # noqa: ANN001 - onnx.GraphProto

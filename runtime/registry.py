@@ -84,7 +84,6 @@ class CheckpointSpec:
     tasks: tuple[str, ...]  # first one is the default
     architecture: str
     tokenizer_kind: str
-    lowercase: bool
 
     @property
     def default_task(self) -> str:
@@ -103,19 +102,19 @@ CHECKPOINTS: Registry[CheckpointSpec] = Registry("checkpoint")
 for _ckpt in (
     CheckpointSpec(
         "distilbert-base-uncased-distilled-squad", "distilbert", ("question-answering",),
-        "DistilBertForQuestionAnswering", "wordpiece", lowercase=True,
+        "DistilBertForQuestionAnswering", "wordpiece",
     ),
     CheckpointSpec(
         "distilbert-base-cased-distilled-squad", "distilbert", ("question-answering", "feature-extraction"),
-        "DistilBertForQuestionAnswering", "wordpiece", lowercase=False,
+        "DistilBertForQuestionAnswering", "wordpiece",
     ),
     CheckpointSpec(
         "distilbert-base-uncased", "distilbert", ("fill-mask", "feature-extraction"),
-        "DistilBertForMaskedLM", "wordpiece", lowercase=True,
+        "DistilBertForMaskedLM", "wordpiece",
     ),
     CheckpointSpec(
         "distilroberta-base", "roberta", ("fill-mask", "feature-extraction"),
-        "RobertaForMaskedLM", "bpe", lowercase=False,
+        "RobertaForMaskedLM", "bpe",
     ),
 ):
     CHECKPOINTS.register(_ckpt.name, _ckpt)

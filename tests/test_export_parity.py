@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 from conftest import TINY_CHECKPOINTS
 from export_helpers import encode, onnx_outputs, torch_outputs
@@ -46,6 +47,10 @@ def test_bundle_layout_and_manifest(make_bundle, name: str) -> None:
     # the flash-attention rewrite of the fused graph competes for fp32 and int8
     assert {"none", "fused", "flash"} <= set(manifest.variants["fp32"].details["selection_ms"])
     assert any(tag.startswith("flash") for tag in manifest.variants["int8"].details["candidates"])
+    # fp32_ops names the operator types the fp16 graph really kept in fp32 (normalisations at least)
+    kept = manifest.variants["fp16"].details["fp32_ops"]
+    fp16_ops = {node.op_type for node in onnx.load(str(bundle / "onnx/model_fp16.onnx")).graph.node}
+    assert kept and set(kept) <= fp16_ops and any("LayerNormalization" in op for op in kept)
     assert "token_type_ids" not in manifest.inputs or manifest.model_type == "bert"
     # no staging leftovers beside the bundle
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]
