@@ -9,10 +9,11 @@ TORCH_PIP_ARGS ?=
 MODELS ?= models
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-slow bench bench-quick clean
+.PHONY: help install demo lint test test-slow bench bench-quick clean
 
 help:
 	@echo "make demo   export the seed checkpoints (or offline stand-ins) and run them"
+	@echo "make lint   check the code with ruff (rules in pyproject.toml)"
 	@echo "make test   run the test suite (tests marked slow excluded)"
 	@echo "make test-slow  run only the tests marked slow"
 	@echo "make bench  run the full benchmark (writes benchmarks/results/)"
@@ -30,6 +31,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/python scripts/demo.py --output $(MODELS)
+
+lint: install
+	$(BIN)/python -m ruff check .
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

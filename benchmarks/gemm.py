@@ -25,7 +25,7 @@ class Peak:
     per_shape: dict[str, float]
 
 
-def matmul_graph(kind: str, k: int, n: int):  # noqa: ANN202 - onnx.ModelProto, imported lazily
+def matmul_graph(kind: str, k: int, n: int):  # onnx.ModelProto, imported lazily
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -45,7 +45,7 @@ def matmul_graph(kind: str, k: int, n: int):  # noqa: ANN202 - onnx.ModelProto, 
     return model
 
 
-def session_options(threads: int):  # noqa: ANN201
+def session_options(threads: int):
     """The runtime's ONNX Runtime session options with ``threads`` intra-op threads."""
     from distilrt.runtime.engines.onnxruntime import SessionSettings
     from distilrt.runtime.engines.onnxruntime import session_options as runtime_options

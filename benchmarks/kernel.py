@@ -18,7 +18,7 @@ def model_file(source: str, paths: dict[str, Path], precision: str) -> Path:
     return paths["optimum"] / _FILES[precision]
 
 
-def random_feeds(session, *, batch: int, seq: int, vocab: int = 30000) -> dict[str, np.ndarray]:  # noqa: ANN001
+def random_feeds(session, *, batch: int, seq: int, vocab: int = 30000) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feeds = {}
     for spec in session.get_inputs():
@@ -31,7 +31,7 @@ def random_feeds(session, *, batch: int, seq: int, vocab: int = 30000) -> dict[s
     return feeds
 
 
-def session_for(source: str, paths: dict[str, Path], precision: str, *, threads: int):  # noqa: ANN201
+def session_for(source: str, paths: dict[str, Path], precision: str, *, threads: int):
     """The session ``source``'s own runtime would build for ``precision`` on CPU with ``threads``.
 
     distilrt graphs get the session distilrt's runtime builds on CPU (its left-out rewrites); optimum's

@@ -160,7 +160,7 @@ def optimum_dirs(model: BenchModel, work: Path, *, progress: Callable[[str], Non
     return {"fp32": path, "int8": path}
 
 
-def optimum_int8_config():  # noqa: ANN201 - optimum type, imported lazily
+def optimum_int8_config():  # optimum type, imported lazily
     """optimum's preset for this CPU: dynamic, per-channel, u8 activations x s8 weights."""
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 

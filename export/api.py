@@ -260,7 +260,7 @@ def _meets_int8_target(figures: dict[str, Any]) -> bool:
 
 def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, steps: Steps, batches: list,
                  mask_token_id: int | None, preset: QuantizationPreset,
-                 timed, *, ladder: bool) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:  # noqa: ANN001
+                 timed, *, ladder: bool) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:
     """Quantise each graph with the preset and its accuracy fallbacks (:meth:`accuracy_ladder`).
 
     With ``ladder`` (the accuracy policy): keeps the fastest candidate of the most-quantised level that

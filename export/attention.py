@@ -130,13 +130,13 @@ def rewrite_for_flash_attention(model_path: Path, out_path: Path, *, mask_input:
     return len(usable)
 
 
-def _attribute(node, name: str):  # noqa: ANN001, ANN202
+def _attribute(node, name: str):
     from onnx import helper
 
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), None)
 
 
-def _plain_self_attention(node, weights) -> bool:  # noqa: ANN001
+def _plain_self_attention(node, weights) -> bool:
     """Self-attention with packed QKV weights, one output and no past state, bias or special options."""
     if len(node.output) != 1 or len(node.input) < 3 or node.input[1] not in weights or node.input[2] not in weights:
         return False
@@ -160,7 +160,7 @@ def _drop_unused(nodes: list, outputs: set[str]) -> list:
         nodes = kept
 
 
-def _drop_unused_initializers(graph) -> None:  # noqa: ANN001
+def _drop_unused_initializers(graph) -> None:
     read = {name for n in graph.node for name in n.input}
     unused = [i for i in graph.initializer if i.name not in read]
     for initializer in unused:

@@ -38,7 +38,7 @@ def export_fp32(checkpoint: Checkpoint, out_dir: Path, *, opset: int | None = No
     return model
 
 
-def _main_export(main_export, checkpoint: Checkpoint, out_dir: Path, opset: int | None) -> None:  # noqa: ANN001
+def _main_export(main_export, checkpoint: Checkpoint, out_dir: Path, opset: int | None) -> None:
     main_export(
         str(checkpoint.path),
         output=out_dir,

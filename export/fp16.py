@@ -33,7 +33,7 @@ def convert_fp16(model_path: Path, out_path: Path) -> list[str]:
     return kept
 
 
-def _untie_initializers(graph, fp32_ops: set[str]) -> None:  # noqa: ANN001 - onnx.GraphProto
+def _untie_initializers(graph, fp32_ops: set[str]) -> None:  # onnx.GraphProto
     """Give each fp32-kept consumer of a shared initializer its own copy.
 
     The converter inserts one cast per (initializer, kept node) and names it after the initializer,

@@ -72,7 +72,7 @@ def _real_uncased_vocab() -> Path | None:
     return vocab if vocab.is_file() else None
 
 
-def _wordpiece(out: Path, *, cased: bool, model_max_length: int):  # noqa: ANN202
+def _wordpiece(out: Path, *, cased: bool, model_max_length: int):
     from transformers import DistilBertTokenizerFast
 
     vocab = None if cased else _real_uncased_vocab()
@@ -88,7 +88,7 @@ def _wordpiece(out: Path, *, cased: bool, model_max_length: int):  # noqa: ANN20
     return DistilBertTokenizerFast(vocab_file=str(vocab), do_lower_case=not cased, model_max_length=model_max_length)
 
 
-def _byte_bpe(out: Path, *, model_max_length: int):  # noqa: ANN202
+def _byte_bpe(out: Path, *, model_max_length: int):
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaTokenizerFast
 

@@ -64,7 +64,7 @@ class ReferenceBatch:
     kind: str  # "text" or "max-length"
 
 
-def _load_torch_model(checkpoint: Checkpoint):  # noqa: ANN202 - torch types stay out of signatures
+def _load_torch_model(checkpoint: Checkpoint):  # torch types stay out of signatures
     from transformers import (
         AutoModel,
         AutoModelForMaskedLM,
@@ -81,7 +81,7 @@ def _load_torch_model(checkpoint: Checkpoint):  # noqa: ANN202 - torch types sta
     return cls.from_pretrained(str(checkpoint.path), attn_implementation="eager").eval()
 
 
-def _text_batch(checkpoint: Checkpoint, tokenizer) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _text_batch(checkpoint: Checkpoint, tokenizer) -> dict[str, np.ndarray]:
     if checkpoint.task == "question-answering":
         questions, contexts = zip(*QA_PAIRS)
         enc = tokenizer(list(questions), list(contexts), padding=True, truncation="only_second",
@@ -94,7 +94,7 @@ def _text_batch(checkpoint: Checkpoint, tokenizer) -> dict[str, np.ndarray]:  # 
     return {k: v.astype(np.int64) for k, v in enc.items()}
 
 
-def _max_length_batch(checkpoint: Checkpoint, tokenizer) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _max_length_batch(checkpoint: Checkpoint, tokenizer) -> dict[str, np.ndarray]:
     """Two rows at the model's maximum length, the second half padding: the longest shape served."""
     length = checkpoint.max_sequence_length
     rng = np.random.default_rng(1234)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Timing:
         return 2.0 * self.m * self.k * self.n / (self.ms / 1e3) / 1e9
 
 
-def projection_graph(form: str, k: int, n: int, *, seed: int = 0):  # noqa: ANN201 - onnx.ModelProto, imported lazily
+def projection_graph(form: str, k: int, n: int, *, seed: int = 0):  # onnx.ModelProto, imported lazily
     """A one-projection graph, input ``A`` [M, k] and output ``Y`` [M, n], of ``form`` (see :data:`FORMS`).
 
     Every int8 form holds the same int8 weight, scale 0.01 per output column; ``fp32`` holds that
@@ -97,7 +98,7 @@ def projection_graph(form: str, k: int, n: int, *, seed: int = 0):  # noqa: ANN2
     return _model(graph)
 
 
-def _model(graph):  # noqa: ANN001, ANN202
+def _model(graph):
     from onnx import helper
 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
@@ -109,7 +110,7 @@ def _model(graph):  # noqa: ANN001, ANN202
 STACK_FORMS: tuple[str, ...] = ("fp32", "int8-dynamic")
 
 
-def ffn_stack_graph(form: str, blocks: int, *, distinct: bool, hidden: int = 768, inner: int = 3072):  # noqa: ANN201
+def ffn_stack_graph(form: str, blocks: int, *, distinct: bool, hidden: int = 768, inner: int = 3072):
     """``blocks`` FFN blocks (``hidden`` -> ``inner`` -> ``hidden``) of ``form`` in a row, input and output [M, hidden].
 
     ``distinct``: each block has its own weights (a model's case); otherwise every block reads the same
@@ -162,12 +163,11 @@ def time_projection(form: str, m: int, k: int, n: int, *, threads: int, seconds:
                                             threads=threads, seconds=seconds))
 
 
-def _median_ms(model, a: np.ndarray, *, threads: int, seconds: float) -> float:  # noqa: ANN001
+def _median_ms(model, a: np.ndarray, *, threads: int, seconds: float) -> float:
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
-    feed = {"A": a}
-    latency = time_calls(lambda: session.run(None, feed), seconds=seconds, min_runs=10, warmup=3)
+    latency = time_calls(partial(session.run, None, {"A": a}), seconds=seconds, min_runs=10, warmup=3)
     del session
     time.sleep(PAUSE_S)  # let this session's pool threads stop spinning before the next one runs
     return latency.p50

@@ -44,7 +44,7 @@ def export_all(output: Path, *, force: bool) -> list[tuple[Path, str]]:
     from distilrt.runtime.errors import HubUnreachableError
     from distilrt.runtime.manifest import Manifest
 
-    def export(model: str, name: str):  # noqa: ANN202
+    def export(model: str, name: str):
         target = output / name
         if (target / "manifest.json").is_file() and not force:
             print(f"[{name}] bundle exists, reusing it (make demo FORCE=1 to rebuild)")

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from distilrt.export.standins import FULL, build_standin, tiny  # noqa: E402
+from distilrt.export.standins import FULL, build_standin, tiny
 
 # name -> (seed stand-in, head override)
 TINY_CHECKPOINTS = {

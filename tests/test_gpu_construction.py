@@ -151,7 +151,7 @@ def test_install_hints_never_pair_the_two_builds(monkeypatch) -> None:
 
     real_import = builtins.__import__
 
-    def no_ort(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def no_ort(name, *args, **kwargs):
         if name == "onnxruntime":
             raise ImportError("No module named 'onnxruntime'")
         return real_import(name, *args, **kwargs)
@@ -178,7 +178,7 @@ class _FakeOrt:
         self.honours = honours_fallback
         self.calls: list[dict[str, Any]] = []
 
-    def InferenceSession(self, model, options, **kwargs):  # noqa: N802, ANN001, ANN003 - ORT's name
+    def InferenceSession(self, model, options, **kwargs):  # ORT's name
         self.calls.append(kwargs)
         error = "TensorRT EP failed: User needs to provide all the dynamic shape inputs with associated profiles"
         if self.honours and kwargs.get("enable_fallback") == 0:
@@ -233,7 +233,7 @@ def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatc
     class Stop(Exception):
         pass
 
-    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):  # noqa: ANN001
+    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):
         built.append((precision, file_precision, plan))
         raise Stop
 

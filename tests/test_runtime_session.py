@@ -289,7 +289,7 @@ def test_streams_give_the_same_answers_on_stream_threads(make_bundle) -> None:
     assert stream is not None and stream is not two.session
     real_stream = stream.run
 
-    def recording(feeds):  # noqa: ANN001, ANN202
+    def recording(feeds):
         threads.add(threading.current_thread().name)
         return real_stream(feeds)
 

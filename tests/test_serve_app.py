@@ -16,9 +16,9 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
+from distilrt.runtime.serve.config import ServeSettings
 
-from serve_fixtures import (  # noqa: E402
+from serve_fixtures import (
     FakeClassifier,
     FakeFeatures,
     FakeFillMask,

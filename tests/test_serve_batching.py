@@ -16,11 +16,11 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime.serve.batching import Job, MicroBatcher, QueueFullError  # noqa: E402
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
-from distilrt.runtime.serve.metrics import ServeMetrics  # noqa: E402
+from distilrt.runtime.serve.batching import Job, MicroBatcher, QueueFullError
+from distilrt.runtime.serve.config import ServeSettings
+from distilrt.runtime.serve.metrics import ServeMetrics
 
-from serve_fixtures import FakeClassifier, FakeFeatures, FakeQA, LiveServer, fake_model  # noqa: E402
+from serve_fixtures import FakeClassifier, FakeFeatures, FakeQA, LiveServer, fake_model
 
 _local = threading.local()
 

@@ -23,12 +23,12 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime import pipeline  # noqa: E402
-from distilrt.runtime.manifest import Manifest  # noqa: E402
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
-from distilrt.runtime.serve.server import bundle_model  # noqa: E402
+from distilrt.runtime import pipeline
+from distilrt.runtime.manifest import Manifest
+from distilrt.runtime.serve.config import ServeSettings
+from distilrt.runtime.serve.server import bundle_model
 
-from serve_fixtures import LiveServer, loopback_hub_session  # noqa: E402
+from serve_fixtures import LiveServer, loopback_hub_session
 
 PRECISION = "fp32"
 LONG_CONTEXT = " ".join(f"Sentence {i} says that item {i} is kept in room {i * 7 % 13}." for i in range(120))

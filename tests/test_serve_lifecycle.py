@@ -23,7 +23,7 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serve_fixtures import FakeClassifier, LiveServer, fake_model  # noqa: E402
+from serve_fixtures import FakeClassifier, LiveServer, fake_model
 
 TESTS = Path(__file__).resolve().parent
 

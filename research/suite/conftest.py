@@ -16,7 +16,7 @@ THREADS = 2
 
 @pytest.fixture(scope="session")
 def qa_paths() -> dict[str, Path]:
-    from distilrt.benchmarks.models import DEFAULT_WORK_DIR, MODELS, prepare
+    from distilrt.benchmarks.models import DEFAULT_WORK_DIR, prepare
 
     return prepare(["distilbert-qa"], DEFAULT_WORK_DIR)["distilbert-qa"]
 

@@ -130,7 +130,7 @@ async def _load_all(state: ServeState) -> None:
     for model in state.models.values():
         try:
             await asyncio.to_thread(model.load)
-        except Exception as exc:  # noqa: BLE001 - reported on /ready and handed to on_fatal
+        except Exception as exc:  # reported on /ready and handed to on_fatal
             model.load_error = f"{type(exc).__name__}: {exc}"
             logger.error("cannot load model %r: %s", model.name, model.load_error)
             if state.on_fatal is not None:

@@ -166,7 +166,7 @@ class MicroBatcher:
                 results = await loop.run_in_executor(self._executor, self._run_batch, batch)
                 if len(results) != len(batch):
                     raise RuntimeError(f"batch runner returned {len(results)} results for {len(batch)} jobs")
-            except Exception as exc:  # noqa: BLE001 - the runner failed as a whole; every caller hears about it
+            except Exception as exc:  # the runner failed as a whole; every caller hears about it
                 logger.exception("batch of %d requests for model %r failed", len(batch), self.name)
                 results = [exc] * len(batch)
             for job, result in zip(batch, results):

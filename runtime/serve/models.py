@@ -100,7 +100,7 @@ class ServedModel:
         for members in groups.values():
             try:
                 outputs = self._call([jobs[i] for i in members])
-            except Exception as exc:  # noqa: BLE001 - isolate the culprit below
+            except Exception as exc:  # isolate the culprit below
                 if len(members) == 1:
                     results[members[0]] = _as_http_error(exc, self.name)
                     continue
@@ -108,7 +108,7 @@ class ServedModel:
                 for i in members:
                     try:
                         results[i] = JobResult(self._call([jobs[i]])[0], tokens.get(i, 0))
-                    except Exception as exc_i:  # noqa: BLE001 - this request's own error
+                    except Exception as exc_i:  # this request's own error
                         results[i] = _as_http_error(exc_i, self.name)
                 continue
             for i, out in zip(members, outputs):
