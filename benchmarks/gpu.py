@@ -3,18 +3,19 @@
 Four systems, at the QA latency workloads (b1x32, b1x128, b1x384, b8x128), timed like the CPU rows:
 
 - ``torch-cuda-fp16``: the ``transformers`` QA pipeline on ``device=0`` in float16;
-- ``ort-cuda-fp16-iobinding``: the bundle's fp16 graph on ``CUDAExecutionProvider``;
-- ``tensorrt-fp16`` / ``tensorrt-int8``: an unfused fp32 graph (the bundle's, or optimum's export of the
-  same checkpoint when the bundle's is fused) on ``TensorrtExecutionProvider`` with CUDA as fallback,
-  which builds its own fp16 / calibrated int8 engine; the engine build is timed and reported apart.
+- ``ort-cuda-fp16-iobinding``: ``distilrt.runtime.pipeline(provider="cuda", precision="fp16")``;
+- ``tensorrt-fp16`` / ``tensorrt-int8``: ``pipeline(provider="tensorrt")`` at fp16 / int8.  What TensorRT
+  is given (a standard-operator fp16 graph, the static QDQ int8 graph), its options, profile and engine
+  cache are the runtime's (:mod:`distilrt.runtime.tensorrt`): the rows measure what users run.  The
+  engine build is timed and reported apart.
 
-The ONNX Runtime rows run distilrt's tokenizer and QA post-processing around a session whose inputs
-and outputs are bound on the GPU (:class:`BoundSession`), so the three differ only in provider and
-graph, and all four include tokenization and post-processing, like every CPU row.  A system that
-cannot run is recorded as skipped with its own reason; one that fails never stops the others.
+Every ORT row runs with IO binding, and its answers are compared with the CPU fp32 pipeline's on the
+same inputs (top-1 span agreement, reported with the build figures): a fast row that answers
+differently is not a result.  A system that cannot run is recorded as skipped with its own reason; one
+that fails never stops the others.
 
-Everything that needs no GPU (provider options, profile strings, skip decisions, the IO-binding
-session, INT8 calibration) is a plain function, tested on the CPU.
+Everything that needs no GPU (skip decisions, the runner's isolation, agreement) is a plain function,
+tested on the CPU.
 """
 
 from __future__ import annotations
@@ -22,21 +23,18 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
-from .tensorrt import (CALIBRATION_TABLE, CUDA, TENSORRT, engine_files, prepare_cache_dir, profile_shapes, qa_feeds,
-                       tensorrt_graph, tensorrt_provider_options, tensorrt_providers, write_calibration)
 from .timing import time_calls
 from .workloads import QAPair
 
 logger = logging.getLogger(__name__)
 
 QA_MODEL = "distilbert-qa"
-_ORT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -50,10 +48,11 @@ class GpuSystem:
 
 GPU_SPECS: dict[str, GpuSystem] = {spec.key: spec for spec in (
     GpuSystem("torch-cuda-fp16", "transformers pipeline, PyTorch CUDA fp16", "transformers", "fp16", None),
-    GpuSystem("ort-cuda-fp16-iobinding", "ORT CUDA, bundle fp16 graph, IO binding, end to end", "onnxruntime",
+    GpuSystem("ort-cuda-fp16-iobinding", "distilrt ORT CUDA fp16, IO binding, end to end", "onnxruntime",
               "fp16", CUDA),
-    GpuSystem("tensorrt-fp16", "ORT TensorRT fp16 engine, IO binding, end to end", "tensorrt", "fp16", TENSORRT),
-    GpuSystem("tensorrt-int8", "ORT TensorRT int8 engine (calibrated, fp16 fallback), IO binding, end to end",
+    GpuSystem("tensorrt-fp16", "distilrt ORT TensorRT fp16 engine, IO binding, end to end", "tensorrt", "fp16",
+              TENSORRT),
+    GpuSystem("tensorrt-int8", "distilrt ORT TensorRT int8 engine (static QDQ graph), IO binding, end to end",
               "tensorrt", "int8", TENSORRT),
 )}
 GPU_SYSTEMS: tuple[str, ...] = tuple(GPU_SPECS)
@@ -63,7 +62,7 @@ class GpuSkip(Exception):
     """A system cannot run for a known reason; the message is recorded as that reason verbatim."""
 
 
-# -- sessions -------------------------------------------------------------------------------------
+# -- sessions ------------------------------------------------------------------------------------
 
 def check_primary(expected: str, loaded: Sequence[str]) -> None:
     """Refuse a session that silently fell back from ``expected`` to another provider."""
@@ -72,67 +71,26 @@ def check_primary(expected: str, loaded: Sequence[str]) -> None:
                            "back (a missing CUDA, cuDNN or TensorRT library is the usual cause)")
 
 
-class BoundSession:
-    """An ORT session run through IO binding on ``device``, offering what distilrt's tasks call on a session.
-
-    Inputs are copied to the device for every call and outputs bound there, then copied back: the
-    transfers a real request pays are inside the timing.
-    """
-
-    def __init__(self, session: Any, *, device: str = "cuda", device_id: int = 0, precision: str = "fp16") -> None:
-        self.session = session
-        self.device = device
-        self.device_id = device_id
-        self.precision = precision
-        inputs = session.get_inputs()
-        self.input_names: list[str] = [i.name for i in inputs]
-        self.input_dtypes = {i.name: _ORT_TYPES.get(i.type, np.int64) for i in inputs}
-        self.output_names: list[str] = [o.name for o in session.get_outputs()]
-        self.providers: list[str] = list(session.get_providers())
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every output as a float32 numpy array, keyed by name."""
-        import onnxruntime as ort
-
-        if set(feeds) != set(self.input_names):
-            raise ValueError(f"the graph takes the inputs {self.input_names}, got feeds for {sorted(feeds)}")
-        binding = self.session.io_binding()
-        held = []  # a CPU OrtValue borrows its array's memory: both must live until the run is over
-        for name in self.input_names:
-            array = np.ascontiguousarray(feeds[name], dtype=self.input_dtypes[name])
-            value = ort.OrtValue.ortvalue_from_numpy(array, self.device, self.device_id)
-            held.append((array, value))
-            binding.bind_ortvalue_input(name, value)
-        for name in self.output_names:
-            binding.bind_output(name, self.device, self.device_id)
-        binding.synchronize_inputs()
-        self.session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
-        values = binding.copy_outputs_to_cpu()
-        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, values)}
+def engine_files(root: Path) -> set[Path]:
+    """Every TensorRT engine file under ``root`` (the runtime keeps one folder per graph, precision, profile)."""
+    return set(Path(root).rglob("*.engine")) if Path(root).is_dir() else set()
 
 
-def load_ort_qa(bundle_dir: Path, model_file: Path, *, providers: Sequence[tuple[str, dict[str, Any]]],
-                device: str, device_id: int = 0, precision: str, batch_size: int = 1,
-                threads: int | None = None) -> Any:
-    """distilrt's QA task (its tokenizer and post-processing) over ``model_file`` in a :class:`BoundSession`."""
-    import onnxruntime as ort
+def agreement(got: Sequence[dict[str, Any]], want: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Top-1 span agreement of QA answers with the reference's (same start and end), and how many were compared."""
+    if len(got) != len(want):
+        raise ValueError(f"{len(got)} answers to compare with {len(want)} reference answers")
+    same = sum(1 for a, b in zip(got, want) if (a.get("start"), a.get("end")) == (b.get("start"), b.get("end")))
+    return {"top1_agreement": round(same / len(want), 4) if want else None, "compared": len(want)}
 
-    from distilrt.runtime import load_bundle
-    from distilrt.runtime.pipeline import task_class
-    from distilrt.runtime.tokenizer import TextTokenizer
 
-    from distilrt.runtime.engines.onnxruntime import SessionSettings, session_options
+def reference_answers(bundle: Path, pairs: Sequence[QAPair]) -> list[dict[str, Any]]:
+    """The CPU fp32 pipeline's answers: what every GPU row is held against."""
+    from distilrt.runtime import pipeline
 
-    options = session_options(SessionSettings(threads=threads))
-    session = ort.InferenceSession(str(model_file), options, providers=[name for name, _ in providers],
-                                   provider_options=[dict(opts) for _, opts in providers])
-    check_primary(providers[0][0], session.get_providers())
-    bound = BoundSession(session, device=device, device_id=device_id, precision=precision)
-    bundle = load_bundle(bundle_dir)
-    tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
-                                          model_vocab_size=bundle.vocab_size)
-    return task_class("question-answering")(bundle=bundle, session=bound, tokenizer=tokenizer, batch_size=batch_size)
+    qa = pipeline("question-answering", model=bundle, precision="fp32", provider="cpu")
+    out = qa(question=[p.question for p in pairs], context=[p.context for p in pairs])
+    return out if isinstance(out, list) else [out]
 
 
 # -- what can run here ----------------------------------------------------------------------------
@@ -217,10 +175,14 @@ class GpuJob:
     checkpoint: Path
     bundle: Path
     work_dir: Path
-    plain_onnx: Path | None  # an unfused export of the same checkpoint, for TensorRT
     shapes: tuple[tuple[int, int], ...]
-    calibration: tuple[tuple[QAPair, ...], ...]  # one batch per workload, for int8 calibration
+    pairs: tuple[QAPair, ...]  # every workload's inputs: the answers compared with the CPU fp32 reference
     device_id: int = 0
+    reference: tuple[dict[str, Any], ...] | None = None  # the CPU fp32 answers to ``pairs``
+
+    @property
+    def engine_root(self) -> Path:
+        return self.work_dir / "trt-cache"
 
 
 @dataclass
@@ -278,59 +240,31 @@ def _load_torch(spec: GpuSystem, job: GpuJob) -> Loaded:
     return Loaded(run, close, {"device": torch.cuda.get_device_name(job.device_id)})
 
 
-def _load_ort_cuda(spec: GpuSystem, job: GpuJob) -> Loaded:
-    from distilrt.runtime import load_bundle
-    from distilrt.runtime.providers import cuda_options
+def _load_runtime(spec: GpuSystem, job: GpuJob) -> Loaded:
+    """distilrt's own pipeline on CUDA or TensorRT, IO binding on: the graph, options and engine cache it picks."""
+    from distilrt.runtime import pipeline
+    from distilrt.runtime.errors import GraphUnsupportedError
 
-    model = job.bundle / load_bundle(job.bundle).manifest.variant("fp16").file
-    task = load_ort_qa(job.bundle, model, providers=[(CUDA, cuda_options(device_id=job.device_id))], device="cuda",
-                       device_id=job.device_id, precision="fp16", batch_size=max(b for b, _ in job.shapes))
+    provider = "tensorrt" if spec.provider == TENSORRT else "cuda"
+    before = engine_files(job.engine_root)
+    try:
+        task = pipeline("question-answering", model=job.bundle, provider=provider, precision=spec.precision,
+                        batch_size=max(b for b, _ in job.shapes), io_binding=True, device_id=job.device_id,
+                        tensorrt_cache_dir=job.engine_root)
+    except GraphUnsupportedError as exc:  # e.g. a bundle without the static QDQ int8 graph
+        raise GpuSkip(str(exc)) from exc
+    check_primary(spec.provider, task.session.providers)
     loaded = _task_runner(task)
-    loaded.build = {"model_file": model.name}
+    loaded.build = {"model_file": task.session.path.name, "providers": list(task.session.providers)}
+    if provider == "tensorrt":
+        options = task.session.plan.options[0]
+        loaded.build.update({"cache_dir": options["trt_engine_cache_path"], "engines_before": len(before),
+                             **{k: v for k, v in options.items() if k.startswith("trt_profile_")}})
     return loaded
 
 
-def _load_tensorrt(spec: GpuSystem, job: GpuJob) -> Loaded:
-    """An fp32 graph: TensorRT makes its own fp16 / int8 engine, and the fp16 graph's casts would hinder it."""
-    import onnxruntime as ort
-
-    from distilrt.runtime import load_bundle
-
-    manifest = load_bundle(job.bundle).manifest
-    model, why = tensorrt_graph(job.bundle / manifest.variant("fp32").file, job.plain_onnx)
-    stat = model.stat()
-    root = job.work_dir / "trt-cache"
-    cache = root / spec.precision  # one engine directory per precision: an engine is tied to its precision
-    profile = profile_shapes(manifest.inputs, job.shapes)
-    cleared = prepare_cache_dir(cache, f"{model} {stat.st_size} {stat.st_mtime_ns}\n{spec.precision}\n"
-                                       f"{sorted(profile.items())}\n")
-    table = None
-    if spec.precision == "int8":
-        table = cache / CALIBRATION_TABLE
-        if not table.is_file():
-            try:
-                feeds = [qa_feeds(job.bundle / "tokenizer.json", group, manifest.inputs) for group in job.calibration]
-                usable = [p for p in (CUDA, "CPUExecutionProvider") if p in ort.get_available_providers()]
-                table = write_calibration(model, feeds, cache, providers=usable)
-            except Exception as exc:
-                raise GpuSkip(f"no INT8 calibration table could be produced ({_brief(exc)}); an uncalibrated "
-                              "int8 engine is not measured") from exc
-    options = tensorrt_provider_options(precision=spec.precision, input_names=manifest.inputs, shapes=job.shapes,
-                                        cache_dir=cache, timing_cache_dir=root, calibration_table=table,
-                                        device_id=job.device_id)
-    reused = bool(engine_files(cache))
-    task = load_ort_qa(job.bundle, model, providers=tensorrt_providers(options, device_id=job.device_id),
-                       device="cuda", device_id=job.device_id, precision=spec.precision,
-                       batch_size=max(b for b, _ in job.shapes))
-    loaded = _task_runner(task)
-    loaded.build = {"model_file": str(model), "graph": why, "engine_cache": "reused" if reused else "built",
-                    "cache_dir": str(cache), "cache_cleared": cleared,
-                    "calibration_table": str(table) if table else None, **profile}
-    return loaded
-
-
-LOADERS: dict[str, Loader] = {"torch-cuda-fp16": _load_torch, "ort-cuda-fp16-iobinding": _load_ort_cuda,
-                              "tensorrt-fp16": _load_tensorrt, "tensorrt-int8": _load_tensorrt}
+LOADERS: dict[str, Loader] = {"torch-cuda-fp16": _load_torch, "ort-cuda-fp16-iobinding": _load_runtime,
+                              "tensorrt-fp16": _load_runtime, "tensorrt-int8": _load_runtime}
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -358,6 +292,7 @@ def _measure(spec: GpuSystem, job: GpuJob, loads: Sequence[Any], loader: Loader,
     rows: list[dict[str, Any]] = []
     first: dict[str, float] = {}
     current = ""
+    agreed: dict[str, Any] | None = None
     try:
         for work in loads:
             current, size = work.key, work.batch_sizes[0]
@@ -373,6 +308,11 @@ def _measure(spec: GpuSystem, job: GpuJob, loads: Sequence[Any], loader: Loader,
                          "label": spec.label, "family": spec.family, "precision": spec.precision, "note": work.note})
             say(f"  GPU {spec.key} {work.key}: p50 {latency.p50:8.2f} ms  p95 {latency.p95:8.2f}  "
                 f"p99 {latency.p99:8.2f}  ({latency.runs} runs)")
+        if job.reference:
+            current = "the agreement check"
+            answers = loaded.run(list(job.pairs), max(b for b, _ in job.shapes))
+            agreed = agreement(answers, job.reference)
+            say(f"  GPU {spec.key}: top-1 agreement with CPU fp32 {agreed['top1_agreement']:.1%} of {agreed['compared']}")
     except Exception as exc:
         logger.debug("measuring %s failed", spec.key, exc_info=True)
         return f"failed while measuring {current}: {_brief(exc)}"
@@ -384,21 +324,28 @@ def _measure(spec: GpuSystem, job: GpuJob, loads: Sequence[Any], loader: Loader,
     found["rows"].extend(rows)
     build: dict[str, Any] = {"load_s": round(load_s, 3),
                              "first_call_s": {k: round(v, 3) for k, v in first.items()}, **loaded.build}
+    if agreed is not None:
+        build["agreement_vs_cpu_fp32"] = agreed
     if spec.provider == TENSORRT:
         # Session creation plus each shape's first call: with the engine cache empty, that is the build.
         build["engine_build_s"] = round(load_s + sum(first.values()), 3)
+        if "engines_before" in build:
+            build["engine_cache"] = "built" if len(engine_files(job.engine_root)) > build.pop("engines_before") \
+                else "reused"
     found["builds"][spec.key] = build
     return None
 
 
 def gpu_rows(paths: Mapping[str, Path] | None, loads: Sequence[Any], *, work_dir: Path, seconds: float,
              min_runs: int, say: Callable[[str], None] = print, probe: GpuProbe | None = None,
-             loaders: Mapping[str, Loader] | None = None, device_id: int = 0) -> dict[str, Any]:
+             loaders: Mapping[str, Loader] | None = None, device_id: int = 0,
+             reference: Callable[[Path, Sequence[QAPair]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Measure every GPU system on the QA model's latency workloads (``runner.Workload`` objects).
 
     ``paths`` are the QA model's :func:`~distilrt.benchmarks.models.prepare` artefacts (None: not in
     this run).  Returns ``{"measured", "systems", "reason", "device", "rows", "skipped", "builds"}``;
-    ``reason`` is set when no system was measured.
+    ``reason`` is set when no system was measured.  ``reference`` (default :func:`reference_answers`)
+    gives the CPU fp32 answers each system's answers are compared with.
     """
     latency = [w for w in loads if w.kind == "latency" and w.shape]
     probe = probe or probe_gpu()
@@ -408,11 +355,15 @@ def gpu_rows(paths: Mapping[str, Path] | None, loads: Sequence[Any], *, work_dir
                              "device": probe.device, "rows": [], "skipped": [], "builds": {}}
     job = None
     if paths is not None:
-        plain = Path(paths["optimum"]) / "model.onnx" if paths.get("optimum") else None
+        pairs = tuple(dict.fromkeys(p for w in latency for p in w.inputs))
         job = GpuJob(checkpoint=Path(paths["checkpoint"]), bundle=Path(paths["bundle"]), work_dir=Path(work_dir),
-                     plain_onnx=plain,
-                     shapes=tuple(w.shape for w in latency), calibration=tuple(tuple(w.inputs) for w in latency),
-                     device_id=device_id)
+                     shapes=tuple(w.shape for w in latency), pairs=pairs, device_id=device_id)
+        if any(reason is None for reason in reasons.values()):
+            try:
+                job = replace(job, reference=tuple((reference or reference_answers)(job.bundle, pairs)))
+            except Exception as exc:  # the rows are still timed; their agreement is then not reported
+                found["reference_error"] = _brief(exc)
+                say(f"GPU rows: no CPU fp32 reference answers ({found['reference_error']}); agreement not checked")
     for spec in GPU_SPECS.values():
         reason = reasons[spec.key]
         if reason is None and job is not None:

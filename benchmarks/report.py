@@ -191,6 +191,10 @@ def gpu_lines(gpu: dict[str, Any]) -> list[str]:
         lines.append("")
         for system in systems:
             build = builds.get(system, {})
+            agreed = build.get("agreement_vs_cpu_fp32")
+            if agreed and agreed.get("compared"):
+                lines.append(f"- {system}: top-1 answer agreement with distilrt CPU fp32 "
+                             f"{agreed['top1_agreement']:.1%} of {agreed['compared']} questions")
             if "engine_build_s" in build:
                 lines.append(f"- {system}: TensorRT engine {build.get('engine_cache', 'built')} in "
                              f"{build['engine_build_s']:.1f} s (session creation plus each shape's first call), "
