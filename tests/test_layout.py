@@ -1,0 +1,60 @@
+"""Which way imports point: runtime <- export <- benchmarks <- research, read from the source (no imports run).
+
+The runtime's library code imports nothing from the exporter or the benchmarks; its CLI commands reach
+them only inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: folder -> top-level names its modules must never import.
+FORBIDDEN = {
+    "runtime": ("distilrt.export", "distilrt.benchmarks", "research"),
+    "export": ("distilrt.benchmarks", "research"),
+    "benchmarks": ("research",),
+}
+#: The CLI front door: may import the exporter and the benchmarks inside a subcommand's function.
+CLI = ("runtime/cli.py", "runtime/commands/")
+
+
+def _imports(tree: ast.Module, *, module_level_only: bool) -> list[tuple[int, str]]:
+    if module_level_only:  # imports under `if TYPE_CHECKING:` / try blocks at module level count too
+        nodes = [n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 for n in ast.walk(top)]
+    else:
+        nodes = list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def _violations(folder: str) -> list[str]:
+    bad = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        lenient = relative.startswith(CLI)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
+        for line, name in _imports(tree, module_level_only=lenient):
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[folder]):
+                bad.append(f"{relative}:{line} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_imports_point_one_way(folder: str) -> None:
+    assert _violations(folder) == []
+
+
+def test_the_check_sees_imports_inside_functions_only_where_asked() -> None:
+    tree = ast.parse("import os\n\ndef run():\n    from distilrt.export import export_model\n")
+    assert (4, "distilrt.export") in _imports(tree, module_level_only=False)
+    assert _imports(tree, module_level_only=True) == [(1, "os")]
