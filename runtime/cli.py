@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "classify": "distilrt.runtime.commands.classify",
     "info": "distilrt.runtime.commands.info",
     "serve": "distilrt.runtime.commands.serve",
+    "deploy": "distilrt.runtime.commands.deploy",
     "bench": "distilrt.runtime.commands.bench",
 }
 

@@ -1,0 +1,83 @@
+"""distilrt deploy triton|ray: hand bundles to an existing serving engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "deploy bundles on Triton Inference Server (model repository) or Ray Serve (replicated HTTP app)"
+DESCRIPTION = """\
+distilrt deploy triton BUNDLE [BUNDLE ...] --output REPO
+    Write a Triton model repository.  --backend python (default) serves each bundle with distilrt's
+    runtime inside Triton's python backend: tensor REQUEST (BYTES, a Hugging Face Inference API JSON body)
+    in, RESPONSE (BYTES, the JSON distilrt serve answers) out, with Triton's dynamic batcher.  The server's
+    Python needs `pip install distilrt`.
+"""
+
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt", "openvino")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="engine", metavar="ENGINE", required=True)
+
+    triton = sub.add_parser("triton", help="write a Triton Inference Server model repository",
+                            description="Write a Triton model repository serving the bundles.")
+    triton.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories")
+    triton.add_argument("--output", "-o", type=Path, required=True, metavar="REPO", help="model repository directory")
+    triton.add_argument("--backend", default="python", choices=("python",),
+                        help="python: distilrt's runtime inside Triton (default); onnxruntime: Triton runs the "
+                             "ONNX graph, a python model does tokenization and post-processing")
+    triton.add_argument("--max-batch-size", type=_positive_int, default=32, help="Triton max_batch_size (default: 32)")
+    triton.add_argument("--max-queue-delay-us", type=_non_negative_int, default=2000,
+                        help="dynamic batcher: longest a request waits for others (default: 2000)")
+    triton.add_argument("--preferred-batch-size", type=_positive_int, nargs="+", default=None, metavar="N",
+                        help="dynamic batcher preferred sizes (default: powers of two up to --max-batch-size)")
+    triton.add_argument("--instances", type=_positive_int, default=1, help="model instances (default: 1)")
+    triton.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
+                        help="bundle variant to serve (default: auto)")
+    triton.add_argument("--provider", default="cpu", choices=PROVIDERS,
+                        help="cpu (default), cuda, tensorrt or openvino: where each instance runs")
+    triton.add_argument("--threads", type=_positive_int, default=None,
+                        help="intra-op threads per instance (default: physical cores; set cores / --instances)")
+    triton.add_argument("--link", action="store_true", help="symlink the bundles instead of copying them")
+    triton.add_argument("--force", action="store_true", help="replace models of the same name in REPO")
+
+
+def run(args: argparse.Namespace) -> int:
+    return _run_triton(args)
+
+
+def _run_triton(args: argparse.Namespace) -> int:
+    from ..deploy.triton import TritonOptions, describe_repository, write_triton_repository
+
+    options = TritonOptions(backend=args.backend, max_batch_size=args.max_batch_size,
+                            max_queue_delay_us=args.max_queue_delay_us,
+                            preferred_batch_sizes=tuple(args.preferred_batch_size or ()), instances=args.instances,
+                            precision=args.precision, provider=args.provider, threads=args.threads, link=args.link)
+    models = write_triton_repository(args.bundles, args.output, options=options, force=args.force)
+    for line in describe_repository(models):
+        print(json.dumps(line))
+    print(f"tritonserver --model-repository={args.output.resolve()}")
+    return 0
