@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import logging
 import platform
 import shutil
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from distilrt.runtime.errors import UnknownNameError
+from distilrt.runtime.errors import ParityError, UnknownNameError
 from distilrt.runtime.hostinfo import cpu_info, package_versions
 from distilrt.runtime.manifest import Manifest, Variant, sha256_file
 from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
@@ -23,19 +22,12 @@ from .attention import rewrite_for_flash_attention
 from .convert import DEFAULT_OPSET, export_fp32
 from .fp16 import convert_fp16
 from .load import Checkpoint, resolve_checkpoint
-from .optimize import TIMING_SHAPES, fuse, time_models
+from .optimize import fuse
 from .progress import Steps
 from .quantize import QuantizationPreset, quantize
 from .validate import check_variant, reference_batches
 
 logger = logging.getLogger(__name__)
-
-#: Round-robin runs per candidate graph when choosing the fastest; the fastest run counts.  Candidates
-#: often differ by 3-7 %, which five runs on a shared machine did not always resolve (full-size
-#: DistilBERT-QA int8: the flash graph, faster at every shape side by side, lost one export at five).
-SELECTION_REPEATS = 15
-SELECTION_NOTE = (f"fastest of {SELECTION_REPEATS} round-robin runs of "
-                  + " + ".join(f"{b}x{s}" for b, s in TIMING_SHAPES) + " random tokens, ms")
 
 _VERSIONED = ("distilrt", "onnx", "onnxruntime", "torch", "transformers", "optimum", "optimum-onnx", "tokenizers")
 
@@ -85,7 +77,12 @@ def export_model(
     ``sys.stderr``) receives a line per step.  ``name`` overrides the bundle directory name (default:
     the last component of ``model``).  ``int8_policy="accuracy"`` keeps the most-quantised int8 graph
     that reaches the agreement target (top-1 agreement 100%, or embedding cosine >= 0.99), falling back
-    to keeping sensitive layers in fp32; ``"speed"`` keeps the fastest fully quantised graph.
+    to keeping sensitive layers in fp32; ``"speed"`` keeps the fully quantised graph whatever its
+    agreement (still recorded).
+
+    Nothing is timed: the bundle is the same whatever machine exports it (graph files byte for byte).
+    ``onnx/model.onnx`` is optimum's plain export; with fp32 the bundle also carries the ORT-fused and
+    flash-attention graphs (manifest ``graphs``) for the host to choose among by measurement.
     """
     started = time.perf_counter()
     wanted = _normalise_precisions(precisions)
@@ -105,6 +102,7 @@ def export_model(
         variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization,
                                    int8_policy=int8_policy)
         bundle_io.copy_support_files(checkpoint.path, work / "fp32", staging)
+        inputs, outputs, graphs = variants.pop("_inputs"), variants.pop("_outputs"), variants.pop("_graphs")
         manifest = Manifest(
             name=name,
             task=checkpoint.task,
@@ -113,11 +111,12 @@ def export_model(
             source={"model": checkpoint.source, "path": str(checkpoint.path), "revision": checkpoint.revision,
                     "from_hub": checkpoint.from_hub, "seed": checkpoint.spec.name if checkpoint.spec else None},
             max_sequence_length=checkpoint.max_sequence_length,
-            inputs=tuple(variants.pop("_inputs")),
-            outputs=tuple(variants.pop("_outputs")),
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
             opset=opset or DEFAULT_OPSET,
             versions=package_versions(_VERSIONED),
             variants=variants,
+            graphs=graphs,
             tokenizer={"kind": ARCHITECTURES.get(checkpoint.model_type).tokenizer_kind, "file": "tokenizer.json"},
             pooling=bundle_io.sentence_pooling(checkpoint.path),
             host=_host(),
@@ -150,28 +149,28 @@ def _build_variants(
     quantization: QuantizationPreset | None,
     int8_policy: str,
 ) -> dict[str, Any]:
-    vocab = int(checkpoint.config.get("vocab_size", 30000))
-    max_len = checkpoint.max_sequence_length
+    """Build, validate and place every requested variant and extra graph; nothing here is timed.
 
-    def timed(paths: dict[str, Path]) -> dict[str, float]:
-        return time_models(paths, vocab_size=vocab, max_len=max_len, repeats=SELECTION_REPEATS)
-
+    What is built depends only on the checkpoint and the options, never on the exporting machine:
+    which graph runs fastest is measured on the host that serves the bundle.
+    """
     (work / "fp32").mkdir()
     with steps.step("export", "PyTorch -> ONNX fp32 (optimum)"):
         plain = export_fp32(checkpoint, work / "fp32", opset=opset)
     inputs, outputs = _io_names(plain)
 
+    graphs: dict[str, Path] = {"plain": plain}
+    gpu_ops: dict[str, int] = {}
     with steps.step("optimise", "ORT transformer fusions"):
-        # CPU candidates leave out the fusions whose CPU kernels are the slower (see optimize.fuse); the
+        # The CPU graphs leave out the fusions whose CPU kernels are the slower (see optimize.fuse); the
         # fp16 variant, meant for CUDA / TensorRT, gets every fusion.
         fused_ops = _fuse_or_nothing(plain, work / "fused.onnx", checkpoint.config, for_cpu=True)
-        gpu_ops = (_fuse_or_nothing(plain, work / "fused_gpu.onnx", checkpoint.config, for_cpu=False)
-                   if "fp16" in wanted else {})
-        graphs = {"none": plain}
         if fused_ops:
             graphs["fused"] = work / "fused.onnx"
             if _flash_or_nothing(work / "fused.onnx", work / "flash.onnx"):
                 graphs["flash"] = work / "flash.onnx"
+        if "fp16" in wanted:
+            gpu_ops = _fuse_or_nothing(plain, work / "fused_gpu.onnx", checkpoint.config, for_cpu=False)
     steps.note("fused: " + (", ".join(f"{k}x{v}" for k, v in fused_ops.items()) or "nothing")
                + ("; flash-attention graph built" if "flash" in graphs else ""))
 
@@ -179,42 +178,57 @@ def _build_variants(
         batches = reference_batches(checkpoint)
         mask_token_id = _mask_token_id(checkpoint)
 
-    made: dict[str, tuple[Path, dict[str, Any]]] = {}
+    def validate(precision: str, path: Path) -> dict[str, Any]:
+        with steps.step("validate", f"{precision} {path.name}"):
+            return check_variant(precision, path, checkpoint, batches, mask_token_id=mask_token_id)
+
+    def place(precision: str, path: Path, relative: str, parity: dict[str, Any], details: dict[str, Any]) -> Variant:
+        steps.note(f"{relative}: {_parity_summary(parity)}")
+        destination = staging / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+        return Variant(precision, relative, destination.stat().st_size, sha256_file(destination), parity=parity,
+                       details=details)
+
+    variants: dict[str, Any] = {"_inputs": inputs, "_outputs": outputs, "_graphs": {}}
     if "fp32" in wanted:
-        with steps.step("measure", "fp32 graphs"):
-            latency = timed(graphs)
-        best = min(latency, key=latency.get)
-        made["fp32"] = (graphs[best], {"graph": best, "fused_operators": _graph_ops(best, fused_ops),
-                                       "selection_ms": latency, "selection": SELECTION_NOTE,
-                                       "measured_on": "CPUExecutionProvider"})
+        variants["fp32"] = place("fp32", plain, VARIANT_FILES["fp32"], validate("fp32", plain),
+                                 {"graph": "plain", "fused_operators": {}})
+        for label, relative in EXTRA_GRAPH_FILES.items():
+            if label not in graphs:
+                continue
+            try:
+                parity = validate("fp32", graphs[label])
+            except ParityError as exc:  # an optional graph: the bundle is whole without it
+                logger.warning("the %s fp32 graph fails validation (%s); leaving it out", label, exc)
+                steps.note(f"{label} graph left out: {exc}")
+                del graphs[label]  # nor is int8 built from it
+                continue
+            variants["_graphs"][f"fp32-{label}"] = place("fp32", graphs[label], relative, parity,
+                                                         {"graph": label, "fused_operators": _graph_ops(label, fused_ops)})
     if "fp16" in wanted:
-        source = "fused" if gpu_ops else "none"
+        source = "fused" if gpu_ops else "plain"
         with steps.step("convert", "fp16"):
             fp16_path = work / "model_fp16.onnx"
             kept = convert_fp16(work / "fused_gpu.onnx" if gpu_ops else plain, fp16_path)
-        made["fp16"] = (fp16_path, {"graph": source, "fused_operators": gpu_ops, "fp32_ops": kept, "io_types": "float32",
-                                    "why": "fused attention is what CUDA/TensorRT run fastest"})
-    int8_figures: dict[str, Any] | None = None
+        variants["fp16"] = place("fp16", fp16_path, VARIANT_FILES["fp16"], validate("fp16", fp16_path),
+                                 {"graph": source, "fused_operators": gpu_ops, "fp32_ops": kept, "io_types": "float32",
+                                  "why": "fused attention is what CUDA/TensorRT run fastest"})
     if "int8" in wanted:
-        made["int8"], int8_figures = _choose_int8(checkpoint, graphs, work, steps, batches, mask_token_id,
-                                                  quantization or QuantizationPreset.for_host(), timed,
-                                                  ladder=int8_policy == "accuracy")
-
-    variants: dict[str, Any] = {"_inputs": inputs, "_outputs": outputs}
-    for precision, (path, details) in made.items():
-        if precision == "int8" and int8_figures is not None:
-            parity = int8_figures  # measured while choosing the int8 candidate
-        else:
-            with steps.step("validate", precision):
-                parity = check_variant(precision, path, checkpoint, batches, mask_token_id=mask_token_id)
-        steps.note(f"{precision}: {_parity_summary(parity)}")
-        relative = VARIANT_FILES[precision]
-        destination = staging / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
-        variants[precision] = Variant(precision, relative, destination.stat().st_size, sha256_file(destination),
-                                      parity=parity, details=details)
+        label = next(g for g in INT8_SOURCE_ORDER if g in graphs)
+        path, details, parity = _build_int8(checkpoint, label, graphs[label], work, steps, batches, mask_token_id,
+                                            quantization or QuantizationPreset.default(),
+                                            ladder=int8_policy == "accuracy")
+        variants["int8"] = place("int8", path, VARIANT_FILES["int8"], parity, details)
     return variants
+
+
+#: Extra fp32 graphs a bundle carries beside ``onnx/model.onnx`` (optimum's plain export), and their files.
+EXTRA_GRAPH_FILES: dict[str, str] = {"fused": "onnx/model_fused.onnx", "flash": "onnx/model_flash.onnx"}
+#: The dynamic int8 variant is quantised from the first of these graphs the export could build.  A fixed
+#: rule, not a measurement: the flash graph's int8 was the fastest on full-size DistilBERT-QA at every
+#: shape measured (see ``attention``), and quantising one graph keeps export quick.
+INT8_SOURCE_ORDER: tuple[str, ...] = ("flash", "fused", "plain")
 
 
 def _fuse_or_nothing(plain: Path, out: Path, config: dict[str, Any], *, for_cpu: bool) -> dict[str, int]:
@@ -227,8 +241,8 @@ def _fuse_or_nothing(plain: Path, out: Path, config: dict[str, Any], *, for_cpu:
 
 
 def _graph_ops(graph: str, fused_ops: dict[str, int]) -> dict[str, int]:
-    """The fused operators of candidate graph ``graph`` ("none", "fused" or "flash")."""
-    if graph == "none":
+    """The fused operators of graph ``graph`` ("plain", "fused" or "flash")."""
+    if graph == "plain":
         return {}
     if graph == "flash":
         return {("MultiHeadAttention" if k == "Attention" else k): v for k, v in fused_ops.items()}
@@ -236,18 +250,18 @@ def _graph_ops(graph: str, fused_ops: dict[str, int]) -> dict[str, int]:
 
 
 def _flash_or_nothing(fused: Path, out: Path) -> bool:
-    """:func:`rewrite_for_flash_attention`; False when it does not apply or fails (a candidate less)."""
+    """:func:`rewrite_for_flash_attention`; False when it does not apply or fails (a graph less)."""
     try:
         return rewrite_for_flash_attention(fused, out) > 0
     except Exception as exc:
-        logger.warning("flash-attention rewrite failed (%s); not a candidate", exc)
+        logger.warning("flash-attention rewrite failed (%s); no flash graph", exc)
         return False
 
 
 INT8_POLICIES = ("accuracy", "speed")
 #: Fused attention operators: a graph with them has no activation x activation MatMuls.
 ATTENTION_OPS = frozenset({"Attention", "MultiHeadAttention"})
-#: What an int8 variant must reach to be preferred over a slower, more accurate candidate.
+#: What an int8 variant must reach to be preferred over a more accurate fallback.
 INT8_COSINE_TARGET = 0.99
 INT8_AGREEMENT_TARGET = 1.0
 
@@ -258,63 +272,47 @@ def _meets_int8_target(figures: dict[str, Any]) -> bool:
     return figures.get("top1_agreement", 0.0) >= INT8_AGREEMENT_TARGET
 
 
-def _choose_int8(checkpoint: Checkpoint, graphs: dict[str, Path], work: Path, steps: Steps, batches: list,
-                 mask_token_id: int | None, preset: QuantizationPreset,
-                 timed, *, ladder: bool) -> tuple[tuple[Path, dict[str, Any]], dict[str, Any]]:
-    """Quantise each graph with the preset and its accuracy fallbacks (:meth:`accuracy_ladder`).
+def _build_int8(checkpoint: Checkpoint, label: str, graph: Path, work: Path, steps: Steps, batches: list,
+                mask_token_id: int | None, preset: QuantizationPreset, *,
+                ladder: bool) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Quantise ``graph`` with ``preset``, then (``ladder``) its accuracy fallbacks until one agrees.
 
-    With ``ladder`` (the accuracy policy): keeps the fastest candidate of the most-quantised level that
-    reaches the agreement target, else (nothing reaches it, e.g. random weights) the fastest fully
-    quantised one.  Without (the speed policy): the fastest fully quantised candidate.
+    The accuracy policy keeps the most-quantised level that reaches the agreement target, else (no
+    level does, e.g. random weights) the fully quantised one; the speed policy builds only the fully
+    quantised one.  Returns the chosen file, its manifest details and its agreement figures.
     """
-    op_types = {label: _op_types(graph) for label, graph in graphs.items()}
-    levels: list[list[list[Any]]] = []
-    built: set[tuple[str, tuple[str, ...], tuple[str, ...], bool]] = set()
-    passing: list[list[Any]] = []
-    for level_suffix, level_preset in preset.accuracy_ladder() if ladder else (("", preset),):
-        level = []
-        for (alt_suffix, variant_preset), (label, graph) in itertools.product(level_preset.alternatives(),
-                                                                             graphs.items()):
-            # With fused attention there are no activation MatMuls left to keep in fp32.
-            activation_matmuls = variant_preset.activation_matmuls and not op_types[label] & ATTENTION_OPS
-            key = (label, tuple(o for o in variant_preset.operators if o in op_types[label]), variant_preset.keep_fp32,
-                   activation_matmuls)
-            if key in built:
-                continue
-            built.add(key)
-            tag = f"{label}{level_suffix}{alt_suffix}"
-            path = work / f"int8_{tag}.onnx"
-            with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
-                quantize(graph, path, variant_preset)
-                figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
-            level.append([tag, label, path, variant_preset, figures, None])
-        levels.append(level)
-        # The most-quantised level that reaches the target wins; later levels are slower.
-        passing = [c for c in level if _meets_int8_target(c[4])]
-        if passing:
+    op_types = _op_types(graph)
+    tried: list[tuple[str, Path, QuantizationPreset, dict[str, Any]]] = []
+    built: set[tuple[tuple[str, ...], tuple[str, ...], bool]] = set()
+    for suffix, level_preset in preset.accuracy_ladder() if ladder else (("", preset),):
+        # With fused attention there are no activation MatMuls left to keep in fp32.
+        activation_matmuls = level_preset.activation_matmuls and not op_types & ATTENTION_OPS
+        key = (tuple(o for o in level_preset.operators if o in op_types), level_preset.keep_fp32, activation_matmuls)
+        if key in built:
+            continue
+        built.add(key)
+        tag = f"{label}{suffix}"
+        path = work / f"int8_{tag}.onnx"
+        with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
+            quantize(graph, path, level_preset)
+            figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
+        tried.append((tag, path, level_preset, figures))
+        if _meets_int8_target(figures):
             break
-    candidates = [c for level in levels for c in level]
-    # If nothing reaches the target (e.g. random weights), the fallbacks buy nothing worth their
-    # speed and the fully quantised graphs compete.  The speed policy times every fully quantised graph
-    # whatever its agreement (which is still recorded).
-    contenders = (passing or levels[0]) if ladder else levels[0]
-    with steps.step("measure", f"int8 {', '.join(c[0] for c in contenders)}"):
-        latency = timed({c[0]: c[2] for c in contenders})
-    for candidate in contenders:
-        candidate[5] = latency[candidate[0]]
-    tag, label, path, chosen, figures, _ = min(contenders, key=lambda c: c[5])
+    met = _meets_int8_target(tried[-1][3])
+    tag, path, chosen, figures = tried[-1] if met else tried[0]
     details = {
-        "graph": label, "preset": chosen.to_dict(), "measured_on": "CPUExecutionProvider",
-        "selection_ms": {c[0]: c[5] for c in contenders}, "selection": SELECTION_NOTE,
-        "candidates": {c[0]: {k: v for k, v in c[4].items() if k != "reference"} for c in candidates},
+        "graph": label, "preset": chosen.to_dict(),
+        "source": f"first of {', '.join(INT8_SOURCE_ORDER)} the export built",
+        "candidates": {t: {k: v for k, v in f.items() if k != "reference"} for t, _, _, f in tried},
         "target": {"embedding_cosine_min": INT8_COSINE_TARGET} if checkpoint.task == "feature-extraction"
         else {"top1_agreement": INT8_AGREEMENT_TARGET},
-        "target_met": bool(passing),
+        "target_met": met,
         "chosen": tag,
         "policy": "accuracy" if ladder else "speed",
     }
-    steps.note(f"int8 candidate {tag}: {'meets' if passing else 'no candidate meets'} the agreement target")
-    return (path, details), figures
+    steps.note(f"int8 {tag}: {'meets' if met else 'misses'} the agreement target")
+    return path, details, figures
 
 
 def _op_types(path: Path) -> set[str]:

@@ -111,8 +111,8 @@ def commit(staging: Path, target: Path, manifest: Manifest) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
     if old is not None:
-        keep = {v.file for v in manifest.variants.values()}
-        for variant in old.variants.values():
+        keep = {v.file for v in (*manifest.variants.values(), *manifest.graphs.values())}
+        for variant in (*old.variants.values(), *old.graphs.values()):
             if variant.file not in keep:
                 (target / variant.file).unlink(missing_ok=True)
     os.replace(staging / MANIFEST_NAME, target / MANIFEST_NAME)

@@ -1,4 +1,4 @@
-"""Graph optimisation with ONNX Runtime's transformer optimizer, kept only where it measures faster."""
+"""Graph optimisation with ONNX Runtime's transformer optimizer (the fused extra graphs of a bundle)."""
 
 from __future__ import annotations
 
@@ -45,18 +45,3 @@ def fuse(model_path: Path, out_path: Path, config: dict[str, Any], *, for_cpu: b
     optimized.save_model_to_file(str(out_path))
     stats = optimized.get_fused_operator_statistics()
     return {name: int(count) for name, count in stats.items() if count}
-
-
-#: (batch, tokens) of the workload :func:`time_models` times each candidate on (tokens capped at the model's maximum).
-TIMING_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (4, 384))
-
-
-def time_models(models: dict[str, Path], *, vocab_size: int, max_len: int, repeats: int = 10) -> dict[str, float]:
-    """Best-of-``repeats`` latency (ms) of each model on a small fixed workload (:data:`TIMING_SHAPES`,
-    capped at ``max_len``), timed side by side as the runtime times candidates
-    (:func:`distilrt.runtime.engines.timing.time_onnx_files`: round-robin, fastest turn, a pause
-    between turns so no session's spinning threads slow the next)."""
-    from distilrt.runtime.engines.timing import time_onnx_files
-
-    shapes = tuple((b, min(s, max_len)) for b, s in TIMING_SHAPES)
-    return time_onnx_files(models, shapes, vocab_size=vocab_size, repeats=repeats)

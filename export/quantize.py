@@ -1,16 +1,13 @@
-"""int8: dynamic, per-channel weight quantisation with a preset fitted to the host ISA."""
+"""int8: dynamic, per-channel weight quantisation with named presets (one default for every machine)."""
 
 from __future__ import annotations
 
 import logging
-import platform
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from distilrt.runtime.hostinfo import cpu_flags
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +45,14 @@ class QuantizationPreset:
         return cls("arm64")
 
     @classmethod
-    def for_host(cls) -> "QuantizationPreset":
-        """The preset fitted to this machine's instruction set."""
-        machine = platform.machine().lower()
-        if machine in ("arm64", "aarch64"):
-            return cls.arm64()
-        flags = cpu_flags()
-        if "avx512_vnni" in flags or "avx_vnni" in flags:
-            return cls.avx512_vnni()
-        return cls.avx2()
+    def default(cls) -> "QuantizationPreset":
+        """What export uses unless told otherwise, on any machine: u8 activations x s8 per-channel weights
+        at full range, the form VNNI, AMX and ARM dot-product kernels run.
+
+        The bundle must not depend on the exporting CPU.  Hosts with only AVX2 (no VNNI) can lose accuracy
+        to vpmaddubsw's saturating int16 sums; export for them with ``quantization=QuantizationPreset.avx2()``.
+        """
+        return cls.avx512_vnni()
 
     def keeping_ffn_down_fp32(self) -> "QuantizationPreset":
         """The same preset with each FFN down-projection in fp32.
@@ -67,21 +63,12 @@ class QuantizationPreset:
         return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS, activation_matmuls=False)
 
     def keeping_attention_and_ffn_down_fp32(self) -> "QuantizationPreset":
-        """FFN down-projections, the fused QKV attention and the embeddings in fp32: the most accurate fallback."""
-        return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS, activation_matmuls=False,
-                       operators=tuple(o for o in self.operators if o not in ("Attention", "Gather")))
+        """FFN down-projections, the fused QKV attention and the embeddings in fp32: the most accurate fallback.
 
-    def alternatives(self) -> tuple[tuple[str, "QuantizationPreset"], ...]:
-        """This preset and, when it quantises the attention's activation MatMuls, the same with those in fp32.
-
-        Which of the two runs faster depends on the CPU, so the exporter times both: with AMX (Xeon,
-        ORT 1.32, 2 threads) fp32 attention MatMuls measured 12.4 vs 13.0 ms at 1x128, 38.7 vs 42.0 ms at
-        1x384 and 73.1 vs 77.4 ms at 8x128 on full-size DistilBERT-QA; on an AVX-512 VNNI EPYC the int8
-        ones were faster (see ``activation_matmuls``).  The fp32 ones are also the more accurate.
+        The flash-attention graph holds its QKV projections as plain MatMuls, kept by name.
         """
-        if not self.activation_matmuls:
-            return (("", self),)
-        return (("", self), ("+attn-fp32", replace(self, activation_matmuls=False)))
+        return replace(self, keep_fp32=FFN_DOWN_PROJECTIONS + FLASH_QKV_PROJECTIONS, activation_matmuls=False,
+                       operators=tuple(o for o in self.operators if o not in ("Attention", "Gather")))
 
     def accuracy_ladder(self) -> tuple[tuple[str, "QuantizationPreset"], ...]:
         """This preset and its fallbacks, fastest (most int8) first, each with a short tag."""
@@ -100,6 +87,8 @@ class QuantizationPreset:
 
 #: FFN down-projection MatMuls: BERT/RoBERTa ``layer.N/output/dense``, DistilBERT ``layer.N/ffn/lin2``.
 FFN_DOWN_PROJECTIONS: tuple[str, ...] = (r"layer\.\d+/output/dense/MatMul$", r"layer\.\d+/ffn/lin2/MatMul$")
+#: The Q, K and V projection MatMuls that ``attention.rewrite_for_flash_attention`` makes of a fused Attention.
+FLASH_QKV_PROJECTIONS: tuple[str, ...] = (r"^flash_attention/.+/[qkv]/MatMul$",)
 
 
 def quantize(model_path: Path, out_path: Path, preset: QuantizationPreset) -> None:

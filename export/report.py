@@ -22,10 +22,11 @@ def parity_cell(precision: str, parity: dict[str, Any]) -> str:
 def summary_table(results: Sequence[ExportResult]) -> str:
     rows = [("bundle", "task", "variant", "size MB", "parity vs PyTorch", "graph", "export s")]
     for result in results:
-        for precision, variant in result.manifest.variants.items():
+        entries = {**result.manifest.variants, **result.manifest.graphs}
+        for key, variant in entries.items():
             rows.append((
-                result.name, result.manifest.task, precision, f"{variant.bytes / 1e6:.1f}",
-                parity_cell(precision, variant.parity), str(variant.details.get("graph", "")),
+                result.name, result.manifest.task, key, f"{variant.bytes / 1e6:.1f}",
+                parity_cell(variant.precision, variant.parity), variant.graph,
                 f"{result.total_seconds:.1f}" if result.total_seconds else "reused",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -1,4 +1,20 @@
-"""The bundle manifest: what export wrote, what the runtime checks before it opens a file."""
+"""The bundle manifest: what export wrote, what the runtime checks before it opens a file.
+
+``variants`` holds the standard files, one per precision, laid out as optimum and transformers.js read
+them (``onnx/model.onnx`` is optimum's plain export, standard ONNX operators only).  ``graphs`` holds
+the extra graphs of a precision that only some engines run, each validated like a variant, keyed
+``<precision>-<graph>``::
+
+    "graphs": {"fp32-fused": {"precision": "fp32", "file": "onnx/model_fused.onnx", "bytes": ...,
+                              "sha256": ..., "parity": {...}, "details": {"graph": "fused", ...}},
+               "fp32-flash": {...}}
+
+Every entry, variant or extra graph, names its graph in ``details["graph"]``: ``plain`` (optimum's
+export), ``fused`` (ONNX Runtime's transformer fusions for the CPU) or ``flash`` (fused, with
+attention rewritten for ONNX Runtime's flash-attention kernel).  Export does not time anything: which
+graph runs fastest is a property of the host, measured there.  Manifests written before ``graphs``
+existed load with none (their ``details`` may also carry ``selection_ms``, ignored).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +50,12 @@ class Variant:
     parity: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # optimisation applied, quantisation preset, ...
 
+    @property
+    def graph(self) -> str:
+        """``plain``, ``fused`` or ``flash`` (older manifests said ``none`` for plain)."""
+        name = str(self.details.get("graph") or "plain")
+        return "plain" if name == "none" else name
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -53,12 +75,14 @@ class Manifest:
     host: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     format_version: int = FORMAT_VERSION
+    graphs: dict[str, Variant] = field(default_factory=dict)  # extra graphs, keyed "<precision>-<graph>"
 
     def to_json(self) -> str:
         data = asdict(self)
         data["inputs"] = list(self.inputs)
         data["outputs"] = list(self.outputs)
         data["variants"] = {k: {kk: vv for kk, vv in asdict(v).items() if kk != "precision"} for k, v in self.variants.items()}
+        data["graphs"] = {k: asdict(v) for k, v in self.graphs.items()}
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     def write(self, directory: Path) -> Path:
@@ -94,6 +118,12 @@ class Manifest:
             unknown = set(variants) - set(PRECISIONS)
             if unknown:
                 raise BundleError(f"{path} lists unknown variants {sorted(unknown)}; known: {', '.join(PRECISIONS)}")
+            graphs = {name: Variant(**fields) for name, fields in (data.pop("graphs", None) or {}).items()}
+            unknown = {name for name, graph in graphs.items() if graph.precision not in PRECISIONS}
+            if unknown:
+                raise BundleError(f"{path} lists graphs {sorted(unknown)} of unknown precisions; known: "
+                                  f"{', '.join(PRECISIONS)}")
+            data["graphs"] = graphs
             data["inputs"] = tuple(data["inputs"])
             data["outputs"] = tuple(data["outputs"])
             return cls(variants=variants, **data)
@@ -101,13 +131,32 @@ class Manifest:
             raise BundleError(f"{path} is missing or has malformed fields ({exc}); re-export the bundle") from exc
 
     def variant(self, precision: str) -> Variant:
-        try:
-            return self.variants[precision]
-        except KeyError:
+        """The standard file of ``precision``, or the extra graph keyed ``precision`` (e.g. ``fp32-flash``)."""
+        found = self.variants.get(precision) or self.graphs.get(precision)
+        if found is None:
+            extra = f" (extra graphs: {', '.join(self.graphs)})" if self.graphs else ""
             raise BundleError(
-                f"bundle {self.name!r} has no {precision} variant; it has: {', '.join(self.variants) or 'none'}. "
-                f"Pick one of those, or re-export with `--precision {precision}`"
-            ) from None
+                f"bundle {self.name!r} has no {precision} variant; it has: {', '.join(self.variants) or 'none'}"
+                f"{extra}. Pick one of those, or re-export with `--precision {precision}`"
+            )
+        return found
+
+    def graph_choices(self, precision: str) -> dict[str, str]:
+        """Every graph of ``precision`` the bundle carries: graph name -> key for :meth:`variant`."""
+        choices = {self.variants[precision].graph: precision} if precision in self.variants else {}
+        for key, graph in self.graphs.items():
+            if graph.precision == precision:
+                choices.setdefault(graph.graph, key)
+        return choices
+
+    def preferred_graph(self, precision: str, order: tuple[str, ...] = ("flash", "fused", "plain")) -> str:
+        """The key of the first graph in ``order`` the bundle has for ``precision``, else ``precision``.
+
+        The default order is the ONNX Runtime CPU one before anything is measured on the host: the
+        flash-attention graph, then the fused one, then the standard file (see ``distilrt.export.attention``).
+        """
+        choices = self.graph_choices(precision)
+        return next((choices[g] for g in order if g in choices), precision)
 
     def verify(self, directory: Path, precision: str) -> Path:
         """Check the variant's file exists and matches its recorded SHA-256; return its path."""

@@ -52,7 +52,8 @@ def _plan(bundle: Bundle, provider: str, precision: str, *, batch_size: int, dev
                            "uint8 x int8 MatMulInteger / DynamicQuantizeMatMul, so most of %s runs on the CPU; "
                            "use precision='fp16' on CUDA, or provider='tensorrt' with a static QDQ int8 graph",
                            bundle.manifest.name)
-        return probe, chosen, chosen
+        # On the CPU, until a graph is measured on this host: the bundle's flash-attention graph, else its fused one.
+        return probe, chosen, bundle.manifest.preferred_graph(chosen) if probe.device == "cpu" else chosen
     if precision not in PRECISION_CHOICES:
         raise UnknownNameError(f"unknown precision {precision!r}; known: {', '.join(PRECISION_CHOICES)}")
     chosen, key, why = trt.choose_precision(bundle.manifest, bundle.path, precision)

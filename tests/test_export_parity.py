@@ -43,10 +43,22 @@ def test_bundle_layout_and_manifest(make_bundle, name: str) -> None:
         assert variant.parity["max_abs_diff"], variant
     for package in ("onnx", "onnxruntime", "torch", "transformers", "optimum"):
         assert package in manifest.versions
-    assert manifest.variants["int8"].details["preset"]["name"] in {"avx512_vnni", "avx2", "arm64"}
-    # the flash-attention rewrite of the fused graph competes for fp32 and int8
-    assert {"none", "fused", "flash"} <= set(manifest.variants["fp32"].details["selection_ms"])
-    assert any(tag.startswith("flash") for tag in manifest.variants["int8"].details["candidates"])
+    # the same preset whatever machine exports
+    assert manifest.variants["int8"].details["preset"]["name"] == "avx512_vnni"
+    # model.onnx is optimum's plain graph: standard ONNX operators only
+    plain = onnx.load(str(bundle / "onnx/model.onnx"), load_external_data=False)
+    assert {node.domain for node in plain.graph.node} <= {"", "ai.onnx"}
+    assert manifest.variants["fp32"].graph == "plain"
+    # the ORT-fused and flash-attention graphs ride along as extra fp32 graphs, each validated
+    assert set(manifest.graphs) == {"fp32-fused", "fp32-flash"}
+    for key, graph in manifest.graphs.items():
+        assert graph.precision == "fp32" and key == f"fp32-{graph.graph}"
+        assert graph.bytes == (bundle / graph.file).stat().st_size and graph.sha256 == sha256_file(bundle / graph.file)
+        assert max(graph.parity["max_abs_diff"].values()) <= 1e-4
+    assert manifest.graph_choices("fp32") == {"plain": "fp32", "fused": "fp32-fused", "flash": "fp32-flash"}
+    # int8 comes from the flash graph by the fixed rule; nothing is timed at export
+    assert manifest.variants["int8"].details["graph"] == "flash"
+    assert all("selection_ms" not in v.details for v in (*manifest.variants.values(), *manifest.graphs.values()))
     # fp32_ops names the operator types the fp16 graph really kept in fp32 (normalisations at least)
     kept = manifest.variants["fp16"].details["fp32_ops"]
     fp16_ops = {node.op_type for node in onnx.load(str(bundle / "onnx/model_fp16.onnx")).graph.node}
@@ -60,6 +72,7 @@ def test_bundle_layout_and_manifest(make_bundle, name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("precision,file,tolerance", [
     ("fp32", "onnx/model.onnx", 1e-4),
+    ("fp32", "onnx/model_flash.onnx", 1e-4),
     ("fp16", "onnx/model_fp16.onnx", 1e-2),
 ])
 def test_float_variants_match_pytorch(make_checkpoint, make_bundle, name: str, precision: str, file: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +106,15 @@ def test_tied_lm_head_gets_a_constant_int8_weight(tmp_path: Path) -> None:
     assert np.argmax(got, -1).tolist() == np.argmax(expected, -1).tolist()
 
 
-def test_alternatives_add_an_fp32_attention_candidate(tmp_path: Path) -> None:
+def test_activation_matmuls_off_keeps_attention_matmuls_fp32(tmp_path: Path) -> None:
     _graph(tmp_path / "g.onnx")
     preset = QuantizationPreset.avx512_vnni()
-    (tag0, first), (tag1, second) = preset.alternatives()
-    assert (tag0, first) == ("", preset) and tag1 == "+attn-fp32"
-    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", second)
+    quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", replace(preset, activation_matmuls=False))
     assert _float_matmuls(tmp_path / "q.onnx") == ["scores/MatMul"]  # the weight MatMul is still int8
-    # a preset that already keeps them in fp32 has nothing to add
-    fallback = preset.accuracy_ladder()[1][1]
-    assert fallback.alternatives() == (("", fallback),)
+    # every accuracy fallback keeps them in fp32
+    assert [level.activation_matmuls for _, level in preset.accuracy_ladder()] == [True, False, False]
+
+
+def test_default_preset_is_the_same_on_every_machine() -> None:
+    assert QuantizationPreset.default() == QuantizationPreset.avx512_vnni()
+    assert not QuantizationPreset.default().reduce_range

@@ -125,7 +125,7 @@ def test_task_errors(qa_copy: Path) -> None:
 
 
 def test_tampered_and_missing_files_are_refused(qa_copy: Path) -> None:
-    model = qa_copy / "onnx" / "model.onnx"
+    model = qa_copy / "onnx" / "model_flash.onnx"  # the fp32 graph the CPU provider prefers
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
@@ -135,6 +135,24 @@ def test_tampered_and_missing_files_are_refused(qa_copy: Path) -> None:
     with pytest.raises(BundleError, match="missing"):
         pipeline(model=qa_copy, precision="fp16", provider="cpu")
     assert pipeline(model=qa_copy, precision="int8", provider="cpu").precision == "int8"  # untouched variant
+
+
+def test_cpu_runs_the_flash_graph_and_old_manifests_still_load(qa_copy: Path) -> None:
+    qa = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert qa.session.path.name == "model_flash.onnx"
+    answer = qa(question="Who was Jim Henson?", context="Jim Henson was a nice puppet maker.")
+    # a manifest from before extra graphs (no "graphs", the timed choice in details) loads the standard file
+    manifest = json.loads((qa_copy / "manifest.json").read_text())
+    del manifest["graphs"]
+    manifest["variants"]["fp32"]["details"] = {"graph": "none", "selection_ms": {"none": 1.0}}
+    (qa_copy / "manifest.json").write_text(json.dumps(manifest))
+    old = pipeline(model=qa_copy, precision="fp32", provider="cpu")
+    assert old.session.path.name == "model.onnx" and old.bundle.manifest.variant("fp32").graph == "plain"
+    again = old(question="Who was Jim Henson?", context="Jim Henson was a nice puppet maker.")
+    assert (again["start"], again["end"]) == (answer["start"], answer["end"])
+    assert again["score"] == pytest.approx(answer["score"], abs=1e-4)
+    with pytest.raises(BundleError, match="no fp32-flash variant"):
+        old.bundle.manifest.variant("fp32-flash")
 
 
 def test_tokenizer_larger_than_embedding_is_refused(qa_copy: Path) -> None:
@@ -171,11 +189,11 @@ def test_optimized_cache_is_reused_verified_and_invalidated(qa_copy: Path) -> No
 
     import onnx
 
-    model = qa_copy / "onnx" / "model.onnx"
+    model = qa_copy / "onnx" / "model_flash.onnx"
     graph = onnx.load(str(model))
     onnx.helper.set_model_props(graph, {"re-exported": "yes"})  # same weights, new bytes
     onnx.save(graph, str(model))
-    manifest["variants"]["fp32"]["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    manifest["graphs"]["fp32-flash"]["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
     (qa_copy / "manifest.json").write_text(json.dumps(manifest))
     fresh = pipeline(model=qa_copy, precision="fp32", provider="cpu", optimized_cache=True)
     assert not fresh.session.from_cache

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pooling     {manifest.pooling}")
     print(f"exported    {manifest.created} with " + ", ".join(f"{k} {v}" for k, v in manifest.versions.items()))
     print("variants")
-    for name, variant in manifest.variants.items():
+    for name, variant in {**manifest.variants, **manifest.graphs}.items():
         parity = variant.parity
         diffs = ", ".join(f"{k} {v:.2e}" for k, v in parity.get("max_abs_diff", {}).items())
         extra = ""
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             extra += f"; top-1 agreement {parity['top1_agreement']:.0%}"
         if "embedding_cosine_min" in parity:
             extra += f"; cosine min {parity['embedding_cosine_min']:.5f}"
-        print(f"  {name:<5} {variant.file:<28} {variant.bytes / 1e6:8.1f} MB  max|Δ| vs PyTorch: {diffs}{extra}")
-        print(f"        {json.dumps(variant.details, sort_keys=True)[:200]}")
+        print(f"  {name:<10} {variant.file:<28} {variant.bytes / 1e6:8.1f} MB  max|Δ| vs PyTorch: {diffs}{extra}")
+        print(f"             {json.dumps(variant.details, sort_keys=True)[:200]}")
     print(f"providers   {', '.join(ort.get_available_providers())} (onnxruntime {ort.__version__})")
     return 0
