@@ -22,7 +22,10 @@ def parity_cell(precision: str, parity: dict[str, Any]) -> str:
 def summary_table(results: Sequence[ExportResult]) -> str:
     rows = [("bundle", "task", "variant", "size MB", "parity vs PyTorch", "graph", "export s")]
     for result in results:
-        entries = {**result.manifest.variants, **result.manifest.graphs}
+        manifest = result.manifest
+        entries = {k: v for precision, variant in manifest.variants.items()  # each variant, then its extra graphs
+                   for k, v in ((precision, variant), *((g, x) for g, x in manifest.graphs.items()
+                                                       if x.precision == precision))}
         for key, variant in entries.items():
             rows.append((
                 result.name, result.manifest.task, key, f"{variant.bytes / 1e6:.1f}",

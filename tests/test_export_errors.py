@@ -137,4 +137,4 @@ def test_cli_exports_and_prints_the_summary(make_checkpoint, tmp_path: Path) -> 
     assert "validate" in out.stderr  # progress per step
     header, rule, *rows = out.stdout.strip().splitlines()
     assert header.split()[:4] == ["bundle", "task", "variant", "size"]
-    assert [row.split()[2] for row in rows] == ["fp32", "int8"]
+    assert [row.split()[2] for row in rows] == ["fp32", "fp32-fused", "fp32-flash", "int8"]
