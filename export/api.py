@@ -18,6 +18,8 @@ from distilrt.runtime.manifest import Manifest, Variant, sha256_file
 from distilrt.runtime.registry import ARCHITECTURES, PRECISIONS, VARIANT_FILES, check_precision
 
 from . import bundle as bundle_io
+from . import calibration as calibration_io
+from . import evaluate, static_int8
 from .attention import rewrite_for_flash_attention
 from .convert import DEFAULT_OPSET, export_fp32
 from .fp16 import convert_fp16
@@ -68,6 +70,8 @@ def export_model(
     quantization: QuantizationPreset | None = None,
     name: str | None = None,
     int8_policy: str = "accuracy",
+    calibration_data: str | Path | None = None,
+    static_methods: Iterable[str] | None = None,
     progress: TextIO | None = None,
 ) -> ExportResult:
     """Export ``model`` (hub id or local checkpoint directory) to ``output/<name>`` and validate it.
@@ -78,7 +82,9 @@ def export_model(
     the last component of ``model``).  ``int8_policy="accuracy"`` keeps the most-quantised int8 graph
     that reaches the agreement target (top-1 agreement 100%, or embedding cosine >= 0.99), falling back
     to keeping sensitive layers in fp32; ``"speed"`` keeps the fully quantised graph whatever its
-    agreement (still recorded).
+    agreement (still recorded).  ``calibration_data`` (JSON Lines or plain text, one example a line)
+    replaces the built-in calibration set of the static int8 variant; ``static_methods`` limits its
+    calibration methods (default: every installed one, see :mod:`~distilrt.export.static_int8`).
 
     Nothing is timed: the bundle is the same whatever machine exports it (graph files byte for byte).
     ``onnx/model.onnx`` is optimum's plain export; with fp32 the bundle also carries the ORT-fused and
@@ -99,8 +105,9 @@ def export_model(
     staging = bundle_io.staging_dir(output, name)
     work = Path(tempfile.mkdtemp(prefix="distilrt-export-"))
     try:
+        calibration = calibration_io.load(checkpoint, calibration_data) if "int8-static" in wanted else None
         variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization,
-                                   int8_policy=int8_policy)
+                                   int8_policy=int8_policy, calibration=calibration, static_methods=static_methods)
         bundle_io.copy_support_files(checkpoint.path, work / "fp32", staging)
         inputs, outputs, graphs = variants.pop("_inputs"), variants.pop("_outputs"), variants.pop("_graphs")
         manifest = Manifest(
@@ -148,6 +155,8 @@ def _build_variants(
     opset: int | None,
     quantization: QuantizationPreset | None,
     int8_policy: str,
+    calibration: calibration_io.CalibrationSet | None = None,
+    static_methods: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Build, validate and place every requested variant and extra graph; nothing here is timed.
 
@@ -177,12 +186,19 @@ def _build_variants(
     with steps.step("reference", "PyTorch outputs (padded text batch + max-length batch)"):
         batches = reference_batches(checkpoint)
         mask_token_id = _mask_token_id(checkpoint)
+    evalset = None
+    if set(wanted) - {"fp32"}:  # every reduced precision is measured on the built-in evaluation set
+        with steps.step("reference", "PyTorch outputs on the built-in evaluation set"):
+            evalset = evaluate.build(checkpoint)
 
     def validate(precision: str, path: Path) -> dict[str, Any]:
         with steps.step("validate", f"{precision} {path.name}"):
             return check_variant(precision, path, checkpoint, batches, mask_token_id=mask_token_id)
 
     def place(precision: str, path: Path, relative: str, parity: dict[str, Any], details: dict[str, Any]) -> Variant:
+        if evalset is not None and precision != "fp32" and "agreement" not in parity:
+            with steps.step("agreement", f"{precision} on {evalset.size} evaluation items"):
+                parity["agreement"] = evaluate.measure(path, evalset)
         steps.note(f"{relative}: {_parity_summary(parity)}")
         destination = staging / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +236,13 @@ def _build_variants(
                                             quantization or QuantizationPreset.default(),
                                             ladder=int8_policy == "accuracy")
         variants["int8"] = place("int8", path, VARIANT_FILES["int8"], parity, details)
+    if "int8-static" in wanted and calibration is not None and evalset is not None:
+        reader = calibration_io.reader_for(checkpoint, calibration, inputs)
+        path, details, figures = static_int8.build(plain, work, reader, calibration, evalset, steps,
+                                                   methods=tuple(static_methods or ()) or None,
+                                                   fallback=int8_policy == "accuracy")
+        parity = {**validate("int8-static", path), "agreement": figures}
+        variants["int8-static"] = place("int8-static", path, VARIANT_FILES["int8-static"], parity, details)
     return variants
 
 
@@ -335,4 +358,6 @@ def _parity_summary(parity: dict[str, Any]) -> str:
         parts.append(f"top-1 agreement {parity['top1_agreement']:.0%} of {parity['top1_compared']}")
     if "embedding_cosine_min" in parity:
         parts.append(f"cosine min {parity['embedding_cosine_min']:.5f}")
+    if "agreement" in parity:
+        parts.append(evaluate.summary(parity["agreement"]))
     return ", ".join(parts)

@@ -11,7 +11,7 @@ from distilrt.runtime.registry import CHECKPOINTS, PRECISIONS, TASKS
 HELP = "export checkpoints (hub ids or local directories) to validated ONNX bundles"
 DESCRIPTION = f"""\
 Export each MODEL to OUTPUT/<name>/ as an ONNX bundle: onnx/model.onnx (fp32), onnx/model_fp16.onnx,
-onnx/model_quantized.onnx (int8), tokenizer files, config.json and manifest.json.  Every variant is
+onnx/model_quantized.onnx (int8, dynamic), onnx/model_qdq.onnx (int8-static, calibrated QDQ), tokenizer files, config.json and manifest.json.  Every variant is
 validated against PyTorch; an fp32 or fp16 variant outside tolerance fails the export.
 
 Known checkpoints: {", ".join(CHECKPOINTS.names())}.
@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accuracy: keep the most-quantised int8 graph that reaches the agreement target "
                              "(top-1 100%%, embedding cosine >= 0.99), keeping sensitive layers fp32 if needed; "
                              "speed: the fastest fully quantised graph (default: accuracy)")
+    parser.add_argument("--calibration-data", type=Path, default=None, metavar="FILE",
+                        help="calibrate int8-static on your own examples: JSON Lines ({\"text\"} or, for QA, "
+                             "{\"question\", \"context\"}) or plain text, one example a line (default: built-in set)")
+    parser.add_argument("--static-method", default=None, metavar="LIST",
+                        help="comma-separated int8-static calibration methods to compare, from nncf, ort-minmax "
+                             "(default: every installed one; the most faithful is kept)")
     parser.add_argument("--name", default=None,
                         help="bundle directory name (one MODEL only; default: the last component of MODEL)")
     parser.add_argument("--force", action="store_true",
@@ -60,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
     for model in args.models:
         results.append(export_model(model, args.output, precisions=args.precision, task=args.task, opset=args.opset,
                                     force=args.force, revision=args.revision, name=args.name,
-                                    int8_policy=args.int8_policy, progress=sys.stderr))
+                                    int8_policy=args.int8_policy, calibration_data=args.calibration_data,
+                                    static_methods=_methods(args.static_method), progress=sys.stderr))
     print(summary_table(results))
     return 0
+
+
+def _methods(value: str | None) -> list[str] | None:
+    from .quantize_static import check_method
+
+    return [check_method(m.strip()) for m in value.split(",") if m.strip()] if value else None

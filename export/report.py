@@ -16,6 +16,11 @@ def parity_cell(precision: str, parity: dict[str, Any]) -> str:
             parts.append(f"top-1 {parity['top1_agreement']:.0%}")
     if "embedding_cosine_min" in parity:
         parts.append(f"cos≥{parity['embedding_cosine_min']:.4f}")
+    agreement = parity.get("agreement")
+    if agreement:
+        figures = "/".join(f"{agreement[name]:.2%}" if "agreement" in name else f"{agreement[name]:.4f}"
+                           for name in agreement["target"])
+        parts.append(f"eval {figures} " + ("meets target" if agreement["target_met"] else "MISSES target"))
     return ", ".join(parts)
 
 

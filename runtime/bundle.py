@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError, TaskMismatchError, UnknownNameError
-from .manifest import Manifest
+from .manifest import Manifest, Variant
 from .registry import PRECISIONS, TASKS, check_task
 
 logger = logging.getLogger(__name__)
@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
 #: What ``precision="auto"`` prefers per device, best first.
 AUTO_PRECISION: dict[str, tuple[str, ...]] = {
-    "cpu": ("int8", "fp32", "fp16"),
-    "cuda": ("fp16", "fp32", "int8"),
+    "cpu": ("int8", "int8-static", "fp32", "fp16"),
+    "cuda": ("fp16", "fp32", "int8-static", "int8"),
 }
 
 
@@ -60,20 +60,23 @@ class Bundle:
         if precision != "auto":
             self.manifest.variant(precision)  # raises BundleError listing the variants the bundle has
             return precision
-        preferred = AUTO_PRECISION[device]
-        for candidate in preferred:
-            variant = self.manifest.variants.get(candidate)
-            if variant is None:
-                continue
-            if candidate == "int8" and variant.details.get("target_met") is False:
-                logger.info("precision auto: the int8 variant of %s missed its agreement target at export; skipping it",
-                            self.manifest.name)
-                continue
-            if candidate != preferred[0]:
-                logger.info("precision auto: bundle %s has no usable %s variant for %s; using %s (it has: %s)",
-                            self.manifest.name, preferred[0], device, candidate, ", ".join(self.manifest.variants))
-            return candidate
-        raise BundleError(f"bundle {self.manifest.name!r} lists no variants; re-export it")
+        preferred = [p for p in AUTO_PRECISION[device] if p in self.manifest.variants]
+        # A variant whose recorded agreement missed its target is taken only when no other variant is left.
+        usable = [p for p in preferred if not misses_target(self.manifest.variants[p])]
+        if not preferred:
+            raise BundleError(f"bundle {self.manifest.name!r} lists no variants; re-export it")
+        candidate = (usable or preferred)[0]
+        if candidate != preferred[0]:
+            logger.info("precision auto: %s of %s missed the agreement target recorded at export; using %s",
+                        ", ".join(preferred[:preferred.index(candidate)]), self.manifest.name, candidate)
+        return candidate
+
+
+def misses_target(variant: Variant) -> bool:
+    """True when export recorded that ``variant`` missed its agreement target (on the evaluation set or the
+    older small check); variants without a recorded target (fp32) never miss."""
+    agreement = variant.parity.get("agreement") or {}
+    return agreement.get("target_met") is False or variant.details.get("target_met") is False
 
 
 def load_bundle(path: str | Path) -> Bundle:

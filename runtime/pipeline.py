@@ -89,7 +89,7 @@ def pipeline(
 
     ``precision``: "auto" (int8 on CPU, fp16 on CUDA/TensorRT, falling back to what the bundle has; when
     ``provider="auto"`` picked CUDA but CUDA does not load, re-planned for the CPU with a warning),
-    "fp32", "fp16" or "int8".  ``provider``: "auto" (CUDA if usable, else CPU), "cpu", "cuda" or
+    "fp32", "fp16", "int8" (dynamic) or "int8-static" (calibrated QDQ).  ``provider``: "auto" (CUDA if usable, else CPU), "cpu", "cuda" or
     "tensorrt".  ``batch_size`` bounds how many sequences run together (inputs are length-sorted into
     batches).  ``threads`` sets ONNX Runtime's intra-op threads (default: physical cores);
     ``optimization`` its graph optimisation level ("disabled", "basic", "extended", "all").

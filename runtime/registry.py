@@ -14,13 +14,14 @@ from .errors import UnknownNameError
 T = TypeVar("T")
 
 TASKS: tuple[str, ...] = ("question-answering", "fill-mask", "feature-extraction", "text-classification")
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8-static")
 
 #: Where each precision lives inside a bundle (the layout transformers.js and optimum read).
 VARIANT_FILES: dict[str, str] = {
     "fp32": "onnx/model.onnx",
     "fp16": "onnx/model_fp16.onnx",
-    "int8": "onnx/model_quantized.onnx",
+    "int8": "onnx/model_quantized.onnx",  # dynamic: activation scales computed per call (ORT CPU only)
+    "int8-static": "onnx/model_qdq.onnx",  # calibrated, standard QuantizeLinear/DequantizeLinear (any engine)
 }
 
 #: Model head class suffix -> task, used to read the task from a checkpoint's config.

@@ -11,11 +11,12 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from ..errors import InputError
+from ..registry import PRECISIONS
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
                         help="model variant (auto: int8 on CPU, fp16 on GPU)")
     parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                         help="ONNX Runtime execution provider")

@@ -41,7 +41,20 @@ def run(args: argparse.Namespace) -> int:
             extra += f"; top-1 agreement {parity['top1_agreement']:.0%}"
         if "embedding_cosine_min" in parity:
             extra += f"; cosine min {parity['embedding_cosine_min']:.5f}"
-        print(f"  {name:<10} {variant.file:<28} {variant.bytes / 1e6:8.1f} MB  max|Δ| vs PyTorch: {diffs}{extra}")
-        print(f"             {json.dumps(variant.details, sort_keys=True)[:200]}")
+        print(f"  {name:<11} {variant.file:<28} {variant.bytes / 1e6:8.1f} MB  max|Δ| vs PyTorch: {diffs}{extra}")
+        agreement = parity.get("agreement")
+        if agreement:
+            print(f"              {_agreement_line(agreement)}")
+        print(f"              {json.dumps(variant.details, sort_keys=True)[:200]}")
     print(f"providers   {', '.join(ort.get_available_providers())} (onnxruntime {ort.__version__})")
     return 0
+
+
+def _agreement_line(figures: dict) -> str:
+    """The evaluation-set figures export recorded, and whether they met the target."""
+    targets = figures.get("target", {})
+    parts = ", ".join(f"{name} {figures[name]:.2%}" if "agreement" in name else f"{name} {figures[name]:.4f}"
+                      for name in targets if name in figures)
+    verdict = "meets target" if figures.get("target_met") else "MISSES target " + ", ".join(
+        f"{name} >= {bound}" for name, bound in targets.items() if name in figures.get("missed", ()))
+    return f"vs PyTorch fp32 on {figures.get('items', '?')} evaluation items: {parts}; {verdict}"

@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..registry import PRECISIONS
+
 HELP = "serve bundles over HTTP (Hugging Face Inference API and OpenAI embeddings routes, dynamic batching)"
 DESCRIPTION = """\
 Serve one or more bundles over HTTP, each under the name in its manifest.
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000; 0 picks a free one)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
                         help="variant to run (default: auto, the best for the provider)")
     parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                         help="ONNX Runtime execution provider (default: auto)")

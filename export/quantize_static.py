@@ -1,0 +1,196 @@
+"""Static int8 in standard QDQ form: calibrated activation scales, per-channel int8 weights.
+
+Every projection (MatMul / Gemm with a constant weight) reads ``DequantizeLinear(int8 weight)`` and an
+activation that went through ``QuantizeLinear`` / ``DequantizeLinear`` with a scale fixed at export, so
+a sequence's outputs never depend on what else is in its batch.  The word-embedding table is stored in
+int8 with one scale per row.  Only ONNX-domain operators are used (opset >= 13, no ``com.microsoft``),
+which ONNX Runtime, OpenVINO and TensorRT's explicit quantisation all read.
+
+Two calibrators are offered: ONNX Runtime's ``quantize_static`` (min/max or percentile ranges) and
+NNCF's ``nncf.quantize`` (SmoothQuant and bias correction, ``ModelType.TRANSFORMER``).  The exporter
+measures the candidates on the evaluation set and keeps the most faithful.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from distilrt.runtime.errors import MissingDependencyError, UnknownNameError
+
+from .calibration import FeedReader
+from .quantize import fold_weight_transposes
+
+logger = logging.getLogger(__name__)
+
+#: Calibration methods, in the order the exporter tries them (the first wins a tie on fidelity).
+STATIC_METHODS: tuple[str, ...] = ("nncf", "ort-minmax")
+MIN_OPSET = 13
+#: Gather tables smaller than this stay fp32 (position and type embeddings: tiny, and read once per token).
+MIN_EMBEDDING_ELEMENTS = 1 << 16
+
+
+def check_method(method: str) -> str:
+    if method not in STATIC_METHODS:
+        raise UnknownNameError(f"unknown static int8 method {method!r}; known: {', '.join(STATIC_METHODS)}")
+    return method
+
+
+def nncf_available() -> bool:
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def projection_nodes(model_path: Path) -> list[str]:
+    """Names of the MatMul / Gemm nodes whose second input is a weight: what static int8 quantises."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
+
+
+@contextmanager
+def _quiet_root() -> Iterator[None]:
+    # ONNX Runtime's quantiser logs a pre-processing suggestion on the root logger for every call; it does
+    # not apply to transformer graphs.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_static(model_path: Path, out_path: Path, reader: FeedReader, *, method: str = "nncf",
+                    keep_fp32: Sequence[str] = ()) -> None:
+    """Write the static int8 QDQ version of ``model_path`` (a plain graph: standard ONNX operators only).
+
+    ``keep_fp32`` names projection nodes left in fp32.
+    """
+    check_method(method)
+    with tempfile.TemporaryDirectory(prefix="distilrt-qdq-") as tmp:
+        source = fold_weight_transposes(model_path, Path(tmp) / "folded.onnx") or model_path
+        staged = Path(tmp) / "qdq.onnx"
+        with _quiet_root():
+            if method == "nncf":
+                _quantize_nncf(source, staged, reader, keep_fp32)
+            else:
+                _quantize_ort(source, staged, reader, keep_fp32)
+        quantize_embeddings(staged, out_path)
+
+
+def _quantize_ort(model_path: Path, out_path: Path, reader: FeedReader, keep_fp32: Sequence[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static as ort_static
+
+    reader.rewind()
+    extra = {
+        "ActivationSymmetric": True,  # zero points of 0: what TensorRT's explicit quantisation requires
+        "WeightSymmetric": True,
+        "MatMulConstBOnly": True,  # attention scores and context stay fp32
+    }
+    ort_static(
+        str(model_path), str(out_path), reader,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(keep_fp32),
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options=extra,
+    )
+
+
+def _quantize_nncf(model_path: Path, out_path: Path, reader: FeedReader, keep_fp32: Sequence[str]) -> None:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "static int8 method 'nncf' needs NNCF: pip install 'distilrt[export]' (or pip install nncf), "
+            "or choose an ONNX Runtime method"
+        ) from exc
+    import onnx
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)  # progress chatter; the exporter reports its own steps
+    model = onnx.load(str(model_path))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(list(reader)),
+            model_type=nncf.ModelType.TRANSFORMER,  # SmoothQuant on, attention softmax and layer norms left alone
+            subset_size=len(reader),
+            fast_bias_correction=True,
+            ignored_scope=nncf.IgnoredScope(names=list(keep_fp32), validate=False) if keep_fp32 else None,
+        )
+    onnx.save(quantized, str(out_path))
+
+
+def quantize_embeddings(model_path: Path, out_path: Path) -> int:
+    """Store each large Gather table (the word embeddings) as int8 with one symmetric scale per row.
+
+    The table is read through a ``DequantizeLinear`` (axis 0), an ONNX operator every engine folds or
+    runs.  Returns how many tables were converted.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    converted = 0
+    for node in list(graph.node):
+        if node.op_type != "Gather" or node.input[0] not in initializers or users.get(node.input[0]) != 1:
+            continue
+        table = numpy_helper.to_array(initializers[node.input[0]])
+        if table.dtype != np.float32 or table.ndim != 2 or table.size < MIN_EMBEDDING_ELEMENTS:
+            continue
+        scale = np.maximum(np.abs(table).max(axis=1), 1e-12) / 127.0
+        q = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
+        base = node.input[0]
+        graph.initializer.remove(initializers[base])
+        graph.initializer.extend([numpy_helper.from_array(q, f"{base}_int8"),
+                                  numpy_helper.from_array(scale.astype(np.float32), f"{base}_scale"),
+                                  numpy_helper.from_array(np.zeros(table.shape[0], np.int8), f"{base}_zero_point")])
+        dq = helper.make_node("DequantizeLinear", [f"{base}_int8", f"{base}_scale", f"{base}_zero_point"],
+                              [f"{base}_dequantized"], name=f"{base}_DequantizeLinear", axis=0)
+        graph.node.insert(list(graph.node).index(node), dq)
+        node.input[0] = f"{base}_dequantized"
+        converted += 1
+    onnx.save(model, str(out_path))
+    return converted
+
+
+def describe_graph(model_path: Path) -> dict[str, Any]:
+    """Opset, operator domains and counts of a QDQ graph, for the manifest and for checks."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    nodes = model.graph.node
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return {
+        "opset": opset,
+        "domains": sorted({n.domain or "ai.onnx" for n in nodes}),
+        "quantize_linear": sum(n.op_type == "QuantizeLinear" for n in nodes),
+        "dequantize_linear": sum(n.op_type == "DequantizeLinear" for n in nodes),
+    }
+
+
+def fp32_nodes_pattern(names: Sequence[str]) -> str:
+    """A readable summary of kept-fp32 node names for notes (layer numbers kept, the rest shortened)."""
+    return ", ".join(re.sub(r"^/", "", name).replace("/MatMul", "") for name in names) or "none"

@@ -1,0 +1,172 @@
+"""Static int8 (calibrated QDQ): the variant is exported, recorded, standard, runnable, and batch-independent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from distilrt.export import textset
+from distilrt.runtime import pipeline
+
+QUESTIONS = [
+    ("Where does the Rhine rise?", "The Rhine rises in the Swiss Alps and flows to the North Sea."),
+    ("Who won?", "Grace Wanjiru won the city marathon on Sunday, breaking the course record by almost a minute, "
+                 "after pulling away from the leading group at the thirty-kilometre mark."),
+    ("What colour?", "Blue."),
+]
+
+
+@pytest.fixture(scope="module")
+def static_bundle(make_checkpoint, bundle_root: Path) -> Path:
+    """A tiny QA bundle with fp16 and static int8: ONNX Runtime calibration (the quick one), no fallback."""
+    from distilrt.export import export_model
+
+    return export_model(str(make_checkpoint("distilbert-qa-uncased")), bundle_root / "static",
+                        precisions="fp32,fp16,int8-static", static_methods=["ort-minmax"],
+                        int8_policy="speed").path
+
+
+def test_manifest_records_the_static_variant(static_bundle: Path) -> None:
+    manifest = json.loads((static_bundle / "manifest.json").read_text())
+    variant = manifest["variants"]["int8-static"]
+    assert variant["file"] == "onnx/model_qdq.onnx"
+    assert (static_bundle / variant["file"]).stat().st_size == variant["bytes"]
+    details = variant["details"]
+    assert details["format"] == "QDQ" and details["method"] == "ort-minmax"
+    assert details["calibration"] == {"source": "built-in", "count": textset.DEFAULT_SIZE, "method": "ort-minmax"}
+    agreement = variant["parity"]["agreement"]
+    assert agreement["items"] >= 200 and 0.0 <= agreement["span_agreement"] <= 1.0
+    assert agreement["target_met"] == (agreement["span_agreement"] >= agreement["target"]["span_agreement"])
+    assert details["target_met"] == agreement["target_met"]
+    # Every reduced precision carries evaluation-set figures, fp32 (the reference's twin) none.
+    assert manifest["variants"]["fp16"]["parity"]["agreement"]["items"] >= 200
+    assert "agreement" not in manifest["variants"]["fp32"]["parity"]
+
+
+def test_qdq_graph_is_standard_onnx(static_bundle: Path) -> None:
+    model = onnx.load(str(static_bundle / "onnx" / "model_qdq.onnx"))
+    onnx.checker.check_model(model)
+    domains = {node.domain or "ai.onnx" for node in model.graph.node}
+    assert domains == {"ai.onnx"}, f"non-standard operator domains {domains - {'ai.onnx'}}"
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    assert opset >= 13
+    producers = {o: n for n in model.graph.node for o in n.output}
+    initializers = {i.name for i in model.graph.initializer}
+    arrays = {i.name: i for i in model.graph.initializer}
+    projections = [n for n in model.graph.node if n.op_type == "MatMul" and producers.get(n.input[1]) is not None
+                   and producers[n.input[1]].op_type == "DequantizeLinear" and producers[n.input[1]].input[0] in initializers]
+    assert len(projections) >= 6 * 2, "fewer MatMuls read an int8 weight than the two layers have projections"
+    for node in projections:
+        weight = producers[node.input[1]]
+        assert onnx.numpy_helper.to_array(arrays[weight.input[0]]).dtype == np.int8
+        activation = producers[node.input[0]]
+        assert activation.op_type == "DequantizeLinear" and producers[activation.input[0]].op_type == "QuantizeLinear"
+    # The word embeddings are int8 too (one scale per row).
+    gathers = [n for n in model.graph.node if n.op_type == "Gather" and producers.get(n.input[0]) is not None
+               and producers[n.input[0]].op_type == "DequantizeLinear"]
+    assert gathers
+
+
+def test_pipeline_runs_int8_static_on_onnxruntime_cpu(static_bundle: Path) -> None:
+    static = pipeline(model=static_bundle, precision="int8-static", provider="cpu")
+    fp32 = pipeline(model=static_bundle, precision="fp32", provider="cpu")
+    assert static.precision == "int8-static"
+    answers = static([{"question": q, "context": c} for q, c in QUESTIONS])
+    reference = fp32([{"question": q, "context": c} for q, c in QUESTIONS])
+    for got, ref, (_, context) in zip(answers, reference, QUESTIONS):
+        assert set(got) == {"score", "start", "end", "answer"}
+        assert context[got["start"]:got["end"]] == got["answer"]
+        assert 0.0 <= got["score"] <= 1.0 and np.isfinite(ref["score"])
+
+
+def test_static_outputs_do_not_depend_on_the_batch(static_bundle: Path) -> None:
+    """One sequence alone and inside batches of other texts (padded to their length) gives the same bits."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(static_bundle))
+    session = ort.InferenceSession(str(static_bundle / "onnx" / "model_qdq.onnx"), providers=["CPUExecutionProvider"])
+    alone = tokenizer([QUESTIONS[0][0]], [QUESTIONS[0][1]], return_tensors="np")
+    base = session.run(None, {k: v.astype(np.int64) for k, v in alone.items()})
+    n = alone["input_ids"].shape[1]
+    for others in ([QUESTIONS[1]], [QUESTIONS[1], QUESTIONS[2]], [("Why?", "Because " + "very " * 60 + "late.")] * 5):
+        batch = tokenizer([QUESTIONS[0][0]] + [q for q, _ in others], [QUESTIONS[0][1]] + [c for _, c in others],
+                          padding=True, return_tensors="np")
+        outs = session.run(None, {k: v.astype(np.int64) for k, v in batch.items()})
+        for b, o in zip(base, outs):
+            assert np.array_equal(b[0], o[0, :n]), "static int8 logits changed with the batch"
+
+
+def test_openvino_reads_the_qdq_file(static_bundle: Path) -> None:
+    ov = pytest.importorskip("openvino")
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    path = static_bundle / "onnx" / "model_qdq.onnx"
+    tokenizer = AutoTokenizer.from_pretrained(str(static_bundle))
+    enc = tokenizer([q for q, _ in QUESTIONS], [c for _, c in QUESTIONS], padding=True, return_tensors="np")
+    feeds = {k: v.astype(np.int64) for k, v in enc.items()}
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    result = compiled(feeds)
+    got = {out.get_any_name(): result[out] for out in compiled.outputs}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ref = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    mask = feeds["attention_mask"].astype(bool)
+    for name in ("start_logits", "end_logits"):
+        assert np.isfinite(got[name]).all()
+        # Both engines run the same int8 arithmetic; rounding of a value sitting on a step edge may differ.
+        assert np.abs(got[name][mask] - ref[name][mask]).max() < 0.1
+
+
+def test_nncf_method_writes_standard_qdq(make_checkpoint, tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    from transformers import AutoTokenizer
+
+    from distilrt.export.calibration import FeedReader, builtin
+    from distilrt.export.convert import export_fp32
+    from distilrt.export.load import resolve_checkpoint
+    from distilrt.export.quantize_static import describe_graph, quantize_static
+
+    checkpoint = resolve_checkpoint(str(make_checkpoint("distilbert-features-cased")), task="auto")
+    plain = export_fp32(checkpoint, tmp_path / "fp32")
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path))
+    calibration = builtin(checkpoint.task, size=24)
+    reader = FeedReader(calibration.examples, tokenizer, ["input_ids", "attention_mask"], max_length=128)
+    quantize_static(plain, tmp_path / "qdq.onnx", reader, method="nncf")
+    graph = describe_graph(tmp_path / "qdq.onnx")
+    assert graph["domains"] == ["ai.onnx"] and graph["opset"] >= 13
+    assert graph["quantize_linear"] > 0 and graph["dequantize_linear"] > graph["quantize_linear"]
+
+
+def test_sensitivity_ranks_every_quantised_operator(static_bundle: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from distilrt.export.calibration import FeedReader, builtin
+    from distilrt.export.static_int8 import bypass_quantisation, quantised_operators, rank_sensitivity
+
+    qdq = static_bundle / "onnx" / "model_qdq.onnx"
+    plain = static_bundle / "onnx" / "model.onnx"
+    tokenizer = AutoTokenizer.from_pretrained(str(static_bundle))
+    reader = FeedReader(builtin("question-answering", size=2).examples, tokenizer, ["input_ids", "attention_mask"],
+                        max_length=128)
+    ranking = rank_sensitivity(qdq, plain, reader.feeds)
+    operators = [name for name, _ in quantised_operators(onnx.load(str(qdq)))]
+    assert sorted(name for name, _ in ranking) == sorted(operators)
+    errors = [error for _, error in ranking]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0.0
+    # Bypassing every operator's activation quantisation leaves only weight rounding: closer to fp32.
+    model = onnx.load(str(qdq))
+    bypass_quantisation(model, set(operators))
+    assert not quantised_operators(model)
+    options = ort.SessionOptions()
+    bypassed = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    reference = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
+    feed = reader.feeds[0]
+    ref = reference.run(None, feed)[0]
+    assert np.abs(bypassed.run(None, feed)[0] - ref).max() < np.abs(full.run(None, feed)[0] - ref).max()
