@@ -88,7 +88,7 @@ def build(plain: Path, work: Path, reader: FeedReader, calibration: CalibrationS
     details = {
         "format": "QDQ",
         "method": chosen.method,
-        "graph": "none",
+        "graph": "plain",
         "calibration": {**calibration.describe(), "method": chosen.method},
         "kept_fp32": list(chosen.keep_fp32),
         "quantized_graph": describe_graph(chosen.path),
