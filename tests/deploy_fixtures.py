@@ -103,3 +103,27 @@ def assert_same(actual: Any, expected: Any, where: str = "answer") -> None:
             f"{where}: {actual!r} != {expected!r}")
     else:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
+
+
+def single_input_bodies(task: str) -> list[dict[str, Any]]:
+    """The bodies of ``task`` that ``huggingface_hub.InferenceClient`` can send (one input each)."""
+    return [b for b in bodies(task) if not isinstance(b["inputs"], list)]
+
+
+def inference_client_answer(client: Any, task: str, body: dict[str, Any]) -> Any:
+    """Send ``body`` through ``InferenceClient``'s task method; the answer in the shape of :func:`expected_answer`."""
+    inputs, params = body["inputs"], dict(body.get("parameters") or {})
+    if task == "question-answering":
+        out = client.question_answering(question=inputs["question"], context=inputs["context"], **params)
+    elif task == "fill-mask":
+        out = client.fill_mask(inputs, **params)
+    elif task == "feature-extraction":
+        return np.asarray(client.feature_extraction(inputs, **params), dtype=np.float32).tolist()
+    else:
+        return [[_fields(o) for o in client.text_classification(inputs, **params)]]
+    return [_fields(o) for o in out] if isinstance(out, list) else _fields(out)
+
+
+def _fields(element: Any) -> dict[str, Any]:
+    """An InferenceClient output element as the JSON object it was read from (unset optional fields left out)."""
+    return {k: v for k, v in dict(element).items() if v is not None}

@@ -157,3 +157,16 @@ def test_grpc_answers_and_bad_input_errors(triton_server, task_bundles) -> None:
             client.infer(names["fill-mask"], [bad])
     finally:
         client.close()
+
+
+def test_cli_writes_repository_and_refuses_bad_input(task_bundles, tmp_path, capsys) -> None:
+    from distilrt.runtime.cli import main
+
+    bundle = str(task_bundles["question-answering"])
+    assert main(["deploy", "triton", bundle, "--output", str(tmp_path / "repo"), "--instances", "2", "--threads", "1"]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert "config.pbtxt" in line["files"] and "1/model.py" in line["files"]
+    assert "count: 2 kind: KIND_CPU" in (tmp_path / "repo" / line["model"] / "config.pbtxt").read_text()
+    assert main(["deploy", "triton", bundle, "--output", str(tmp_path / "repo")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["deploy", "triton", str(tmp_path / "missing"), "--output", str(tmp_path / "repo2")]) == 2

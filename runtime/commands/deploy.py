@@ -13,6 +13,11 @@ distilrt deploy triton BUNDLE [BUNDLE ...] --output REPO
     runtime inside Triton's python backend: tensor REQUEST (BYTES, a Hugging Face Inference API JSON body)
     in, RESPONSE (BYTES, the JSON distilrt serve answers) out, with Triton's dynamic batcher.  The server's
     Python needs `pip install distilrt`.
+
+distilrt deploy ray BUNDLE [BUNDLE ...] --replicas N --port P
+    Run the bundles as a Ray Serve application speaking distilrt serve's HTTP API, with @serve.batch
+    dynamic batching; each replica loads every bundle.  Needs the ray extra: pip install 'distilrt[ray]'.
+    For a Serve config file: import_path distilrt.runtime.deploy.ray_serve:build_app, args {bundles: [...]}.
 """
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt", "openvino")
@@ -64,9 +69,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     triton.add_argument("--link", action="store_true", help="symlink the bundles instead of copying them")
     triton.add_argument("--force", action="store_true", help="replace models of the same name in REPO")
 
+    ray = sub.add_parser("ray", help="run the bundles as a Ray Serve application (distilrt serve's HTTP API)",
+                         description="Run the bundles on Ray Serve with replicas and @serve.batch batching.")
+    ray.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories")
+    ray.add_argument("--replicas", type=_positive_int, default=1, help="replicas (default: 1)")
+    ray.add_argument("--max-batch-size", type=_positive_int, default=32, help="@serve.batch max_batch_size (default: 32)")
+    ray.add_argument("--batch-wait-timeout-s", type=_non_negative_float, default=0.005,
+                     help="@serve.batch batch_wait_timeout_s (default: 0.005)")
+    ray.add_argument("--num-cpus", type=float, default=None,
+                     help="CPUs reserved per replica (default: cores / replicas)")
+    ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (default: 0)")
+    ray.add_argument("--threads", type=_positive_int, default=None,
+                     help="intra-op threads per replica (default: its --num-cpus, at least 1)")
+    ray.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
+    ray.add_argument("--provider", default="cpu", choices=PROVIDERS)
+    ray.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1)")
+    ray.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    ray.add_argument("--address", default=None,
+                     help="Ray cluster to join (default: start a local Ray instance)")
+
 
 def run(args: argparse.Namespace) -> int:
-    return _run_triton(args)
+    if args.engine == "triton":
+        return _run_triton(args)
+    return _run_ray(args)
 
 
 def _run_triton(args: argparse.Namespace) -> int:
@@ -81,3 +107,13 @@ def _run_triton(args: argparse.Namespace) -> int:
         print(json.dumps(line))
     print(f"tritonserver --model-repository={args.output.resolve()}")
     return 0
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    from ..deploy.ray_serve import RayOptions, run_ray
+
+    options = RayOptions(replicas=args.replicas, max_batch_size=args.max_batch_size,
+                         batch_wait_timeout_s=args.batch_wait_timeout_s, num_cpus=args.num_cpus,
+                         num_gpus=args.num_gpus, threads=args.threads, precision=args.precision,
+                         provider=args.provider)
+    return run_ray([str(b) for b in args.bundles], options, host=args.host, port=args.port, address=args.address)
