@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "embed": "distilrt.runtime.commands.embed",
     "classify": "distilrt.runtime.commands.classify",
     "info": "distilrt.runtime.commands.info",
+    "eval": "distilrt.runtime.commands.eval",
     "serve": "distilrt.runtime.commands.serve",
     "deploy": "distilrt.runtime.commands.deploy",
     "bench": "distilrt.runtime.commands.bench",
