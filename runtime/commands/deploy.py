@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 HELP = "deploy bundles on Triton Inference Server (model repository) or Ray Serve (replicated HTTP app)"
@@ -12,7 +13,8 @@ distilrt deploy triton BUNDLE [BUNDLE ...] --output REPO
     Write a Triton model repository.  --backend python (default) serves each bundle with distilrt's
     runtime inside Triton's python backend: tensor REQUEST (BYTES, a Hugging Face Inference API JSON body)
     in, RESPONSE (BYTES, the JSON distilrt serve answers) out, with Triton's dynamic batcher.  The server's
-    Python needs `pip install distilrt`.
+    Python needs `pip install distilrt`.  --backend onnxruntime writes the ONNX graph as an onnxruntime_onnx
+    model plus a python-backend model that tokenizes, calls it (BLS) and post-processes (same interface).
 
 distilrt deploy ray BUNDLE [BUNDLE ...] --replicas N --port P
     Run the bundles as a Ray Serve application speaking distilrt serve's HTTP API, with @serve.batch
@@ -51,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             description="Write a Triton model repository serving the bundles.")
     triton.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories")
     triton.add_argument("--output", "-o", type=Path, required=True, metavar="REPO", help="model repository directory")
-    triton.add_argument("--backend", default="python", choices=("python",),
+    triton.add_argument("--backend", default="python", choices=("python", "onnxruntime"),
                         help="python: distilrt's runtime inside Triton (default); onnxruntime: Triton runs the "
                              "ONNX graph, a python model does tokenization and post-processing")
     triton.add_argument("--max-batch-size", type=_positive_int, default=32, help="Triton max_batch_size (default: 32)")
@@ -103,6 +105,11 @@ def _run_triton(args: argparse.Namespace) -> int:
                             preferred_batch_sizes=tuple(args.preferred_batch_size or ()), instances=args.instances,
                             precision=args.precision, provider=args.provider, threads=args.threads, link=args.link)
     models = write_triton_repository(args.bundles, args.output, options=options, force=args.force)
+    if args.backend == "onnxruntime":
+        from ..deploy.triton_onnx import validate_repository
+
+        for problem in validate_repository(args.output, require_protobuf=False):
+            logging.getLogger(__name__).warning("%s", problem)
     for line in describe_repository(models):
         print(json.dumps(line))
     print(f"tritonserver --model-repository={args.output.resolve()}")

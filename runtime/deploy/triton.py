@@ -7,6 +7,7 @@ Python backend (the default; runs anywhere Triton runs)::
     REPO/<name>/1/bundle/           the bundle (copied, or linked with link=True), manifest included
 
 The manifest's SHA-256 is recorded in the config's parameters and checked when Triton loads the model.
+The onnxruntime-backend layout is written by :mod:`distilrt.runtime.deploy.triton_onnx`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .triton_model import BUNDLE_DIR, INPUT_NAME, OUTPUT_NAME
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("python",)
+BACKENDS = ("python", "onnxruntime")
 
 MODEL_PY = '''"""Triton python-backend model for the distilrt bundle in ./bundle (written by `distilrt deploy triton`).
 
@@ -164,10 +165,18 @@ def read_bundles(bundles: Sequence[str | Path]) -> list[tuple[Path, Manifest]]:
 def write_triton_repository(bundles: Sequence[str | Path], output: str | Path, *, options: TritonOptions | None = None,
                             force: bool = False) -> list[Path]:
     """Write a Triton model repository serving ``bundles`` under ``output``; returns the model directories.
+
+    ``options.backend == "onnxruntime"`` writes, per bundle, the ONNX graph as an ``onnxruntime_onnx``
+    model plus a python-backend model that tokenizes, calls it and post-processes (see
+    :mod:`~distilrt.runtime.deploy.triton_onnx`).
     """
     options = options or TritonOptions()
     output = Path(output)
     read = read_bundles(bundles)
+    if options.backend == "onnxruntime":
+        from .triton_onnx import write_onnx_models
+
+        return write_onnx_models(read, output, options=options, force=force)
     prepare_output(output, [m.name for _, m in read], force=force)
     written: list[Path] = []
     for bundle, manifest in read:

@@ -62,6 +62,17 @@ def triton_error(pb_utils: Any, answer: "Answer") -> Any:
     return pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
 
 
+def bls_served_model(bundle: Path, name: str, params: dict[str, str], *, batch_size: int) -> Any:
+    """A served model whose pipeline runs its graph in the repository's onnxruntime model."""
+    from ..manifest import Manifest
+    from ..serve.models import ServedModel
+    from .triton_onnx import bls_pipeline
+
+    manifest = Manifest.read(bundle)
+    return ServedModel(name=name, task=manifest.task, loader=lambda: bls_pipeline(bundle, params, batch_size=batch_size),
+                       max_sequence_length=manifest.max_sequence_length, bundle=bundle, pooling=manifest.pooling)
+
+
 def _optional_int(value: str) -> int | None:
     return int(value) if value.strip() else None
 
@@ -76,9 +87,13 @@ class TritonPythonModel:
         params = model_parameters(config)
         bundle = Path(args["model_repository"]) / str(args["model_version"]) / BUNDLE_DIR
         check_bundle_digest(bundle, params.get("manifest_sha256", ""))
-        model = served_model(bundle, name=config["name"], precision=params.get("precision", "auto"),
-                             provider=params.get("provider", "cpu"), threads=_optional_int(params.get("threads", "")),
-                             batch_size=int(params.get("pipeline_batch_size", "8") or 8))
+        batch_size = int(params.get("pipeline_batch_size", "8") or 8)
+        if params.get("bls_model"):  # onnxruntime-backend repository: Triton runs the graph, called through BLS
+            model = bls_served_model(bundle, config["name"], params, batch_size=batch_size)
+        else:
+            model = served_model(bundle, name=config["name"], precision=params.get("precision", "auto"),
+                                 provider=params.get("provider", "cpu"),
+                                 threads=_optional_int(params.get("threads", "")), batch_size=batch_size)
         model.load()  # builds the pipeline and runs one warm-up call
         self.runner = RequestRunner(model, max_inputs_per_request=int(params.get("max_inputs_per_request", "256")))
         logger.info("distilrt model %r (%s) ready in Triton", model.name, model.task)
