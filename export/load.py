@@ -106,8 +106,11 @@ def resolve_checkpoint(model: str, *, task: str = "auto", revision: str | None =
         )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{config_path} is not readable JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} holds a JSON {type(config).__name__}, not an object; it is not a "
+                              "transformers config. Pass the directory written by `save_pretrained`")
 
     model_type = config.get("model_type")
     if model_type not in ARCHITECTURES:

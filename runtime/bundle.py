@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BundleError, TaskMismatchError, UnknownNameError
+from .errors import BundleError, InputError, TaskMismatchError, UnknownNameError
 from .manifest import Manifest, Variant
 from .registry import PRECISIONS, TASKS, check_task
 
@@ -81,6 +82,9 @@ def misses_target(variant: Variant) -> bool:
 
 def load_bundle(path: str | Path) -> Bundle:
     """Read a bundle's ``manifest.json`` and ``config.json`` (model files are verified when opened)."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"model must be a bundle directory (a str or Path), got {type(path).__name__}; pass the "
+                          "directory `distilrt export` wrote")
     directory = Path(path).expanduser()
     manifest = Manifest.read(directory)
     config_path = directory / "config.json"
@@ -88,8 +92,10 @@ def load_bundle(path: str | Path) -> Bundle:
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise BundleError(f"cannot read {config_path}: {exc}; re-export the bundle") from exc
+        if not isinstance(config, dict):
+            raise BundleError(f"{config_path} holds a JSON {type(config).__name__}, not an object; re-export the bundle")
     else:
         raise BundleError(f"bundle {directory} has no config.json; re-export it with `distilrt export`")
     return Bundle(directory, manifest, config)

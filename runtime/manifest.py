@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import BundleError
 from .registry import PRECISIONS
+from .validation import short
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -103,14 +104,18 @@ class Manifest:
             )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BundleError(f"cannot read {path}: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise BundleError(f"cannot read {path}: {exc}; re-export the bundle") from exc
+        if not isinstance(data, dict):
+            raise BundleError(f"{path} holds a JSON {type(data).__name__}, not an object; it is not a distilrt "
+                              "manifest. Re-export the bundle with `distilrt export`")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(
-                f"{path} has format_version {version!r}; this distilrt reads {FORMAT_VERSION}. "
+                f"{path} has format_version {short(version)}; this distilrt reads {FORMAT_VERSION}. "
                 "Re-export the bundle with this version of distilrt."
             )
+        _check_fields(path, data)
         try:
             variants = {
                 name: Variant(precision=name, **fields) for name, fields in data.pop("variants").items()
@@ -171,3 +176,35 @@ class Manifest:
                 "the file was modified or corrupted. Re-export the bundle; distilrt will not run it"
             )
         return path
+
+
+#: manifest fields whose JSON type is checked before use (name -> (type, what it should be))
+_FIELD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a string"), "task": (str, "a string"), "architecture": (str, "a string"),
+    "model_type": (str, "a string"), "source": (dict, "an object"), "max_sequence_length": (int, "an integer"),
+    "inputs": (list, "an array of names"), "outputs": (list, "an array of names"), "opset": (int, "an integer"),
+    "versions": (dict, "an object"), "variants": (dict, "an object of precision -> variant"),
+    "tokenizer": (dict, "an object"), "host": (dict, "an object"),
+}
+_VARIANT_TYPES: dict[str, tuple[type, str]] = {"file": (str, "a relative path"), "bytes": (int, "an integer"),
+                                               "sha256": (str, "a hex digest")}
+
+
+def _check_fields(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a manifest whose fields have the wrong JSON types (hand-edited or not written by distilrt)."""
+    def bad(field: str, value: Any, wanted: str) -> BundleError:
+        return BundleError(f"{path}: {field} must be {wanted}, got {type(value).__name__} {short(value)}; "
+                           "re-export the bundle with `distilrt export`")
+
+    for name, (kind, wanted) in _FIELD_TYPES.items():
+        if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+            raise bad(name, data[name], wanted)
+    for name in ("inputs", "outputs"):
+        if not all(isinstance(v, str) for v in data.get(name, [])):
+            raise bad(name, data[name], "an array of strings")
+    for precision, fields in data.get("variants", {}).items():
+        if not isinstance(fields, dict):
+            raise bad(f"variants.{precision}", fields, "an object with file, bytes and sha256")
+        for name, (kind, wanted) in _VARIANT_TYPES.items():
+            if name in fields and not isinstance(fields[name], kind):
+                raise bad(f"variants.{precision}.{name}", fields[name], wanted)

@@ -17,6 +17,7 @@ from .engines.base import Engine
 from .engines.onnxruntime import OrtEngine, SessionSettings
 from .tasks.base import Task
 from .tokenizer import TextTokenizer
+from .validation import check_threads
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,7 @@ def pipeline(
                                          tensorrt_cache_dir=tensorrt_cache_dir)
     tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
                                           model_vocab_size=bundle.vocab_size)
-    if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
-        raise InputError(f"streams must be a positive integer, got {streams!r}")
+    check_threads(streams, name="streams", flag="--streams", allow_none=False)
     if streams > 1 and plan.device != "cpu":
         raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
                          "the device busy: leave streams at 1 and raise batch_size instead")

@@ -51,6 +51,20 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _encode_batch(tokenizer: Tokenizer, items: list[Any]) -> list[Encoding]:
+    """``encode_batch`` with special tokens; an input the tokenizer refuses is named by its index."""
+    try:
+        return tokenizer.encode_batch(items, add_special_tokens=True)
+    except Exception as batch_error:  # TypeError / the Rust error type: find which input it was
+        for index, item in enumerate(items):
+            try:
+                tokenizer.encode(*item) if isinstance(item, tuple) else tokenizer.encode(item)
+            except Exception as exc:  # noqa: BLE001 - reported as that input's error
+                raise InputError(f"input {index} cannot be tokenized ({type(exc).__name__}: {str(exc)[:120]}); "
+                                 "pass plain UTF-8 text") from exc
+        raise InputError(f"the inputs cannot be tokenized together: {str(batch_error)[:200]}") from batch_error
+
+
 class TextTokenizer:
     """A bundle's tokenizer: encodings for single texts and question/context pairs, and decoding."""
 
@@ -127,7 +141,7 @@ class TextTokenizer:
     def encode(self, texts: Sequence[str], *, truncate_to: int | None = None) -> list[Encoding]:
         """Encode single texts with special tokens; truncate to ``truncate_to`` tokens only if asked."""
         tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
-        return tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        return _encode_batch(tokenizer, list(texts))
 
     def encode_plain(self, text: str) -> Encoding:
         """Encode without special tokens (for counting and target lookup)."""
@@ -136,7 +150,7 @@ class TextTokenizer:
     def encode_pairs(self, pairs: Sequence[tuple[str, str]], *, truncate_to: int | None = None) -> list[Encoding]:
         """Encode (text, text_pair) inputs with special tokens."""
         tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
-        return tokenizer.encode_batch(list(pairs), add_special_tokens=True)
+        return _encode_batch(tokenizer, list(pairs))
 
     def num_special_tokens(self, *, pair: bool) -> int:
         return self._tokenizer.num_special_tokens_to_add(pair)
@@ -169,7 +183,13 @@ class TextTokenizer:
                 f"(max_seq_len={max_seq_len} minus the question and special tokens); pass a smaller doc_stride "
                 "or a larger max_seq_len"
             )
-        encoding = self._configured(max_seq_len, doc_stride, "only_second").encode(question, context)
+        try:
+            encoding = self._configured(max_seq_len, doc_stride, "only_second").encode(question, context)
+        except Exception as exc:  # the Rust truncation error has no Python type of its own
+            raise InputError(
+                f"cannot split the context into windows with max_seq_len={max_seq_len} and doc_stride={doc_stride} "
+                f"({exc}); pass a doc_stride smaller than the {room} context tokens that fit in one window"
+            ) from exc
         return [encoding, *encoding.overflowing]
 
     # -- decoding -------------------------------------------------------------------------------------

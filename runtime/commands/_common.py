@@ -65,7 +65,10 @@ def run_text_command(
 
 def read_jsonl(path: Path, *, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Records from a JSON Lines file (``-`` = stdin); each must be an object holding ``keys``."""
-    handle: TextIO = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+    try:
+        handle: TextIO = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read --jsonl {path}: {exc.strerror or exc}; pass an existing JSON Lines file") from exc
     records = []
     try:
         for number, line in enumerate(handle, start=1):
@@ -73,11 +76,13 @@ def read_jsonl(path: Path, *, keys: tuple[str, ...]) -> list[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InputError(f"{path} line {number} is not JSON: {exc}") from exc
             if not isinstance(record, dict) or any(k not in record for k in keys):
                 raise InputError(f"{path} line {number} must be a JSON object with {', '.join(repr(k) for k in keys)}")
             records.append(record)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
     finally:

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
             context = args.context_file.read_text(encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot read --context-file {args.context_file}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"--context-file {args.context_file} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); save it as UTF-8") from exc
     else:
         context = args.context
     if args.question is None or context is None:

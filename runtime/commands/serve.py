@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import logging
 import os
 from pathlib import Path
@@ -33,7 +34,7 @@ def _positive_int(text: str) -> int:
 
 def _non_negative_float(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
@@ -60,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request body; bigger ones get 413 (default: 1048576)")
     parser.add_argument("--max-inputs-per-request", type=_positive_int, default=256,
                         help="most inputs in one request (default: 256)")
+    parser.add_argument("--max-input-tokens", type=_positive_int, default=8192,
+                        help="most tokens in one request, counting every question-answering window; more gets 413 "
+                             "before any model time (default: 8192)")
+    parser.add_argument("--max-batch-tokens", type=_positive_int, default=None,
+                        help="most tokens in one coalesced batch (default: 16384, or --max-input-tokens if larger)")
+    parser.add_argument("--large-request-tokens", type=_positive_int, default=None,
+                        help="requests above this many tokens wait in their own lane, taking turns with small ones "
+                             "(default: the model's maximum sequence length)")
+    parser.add_argument("--max-masks-per-input", type=_positive_int, default=16,
+                        help="fill-mask: most mask tokens in one input (default: 16)")
+    parser.add_argument("--max-fill-predictions", type=_positive_int, default=1000,
+                        help="fill-mask: most predictions (masks x top_k) in one request (default: 1000)")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
                         help="require 'Authorization: Bearer <key>' with the key read from environment variable VAR")
     parser.add_argument("--graceful-timeout", type=_non_negative_float, default=30.0,
@@ -68,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError, MissingDependencyError
+    from ..validation import check_threads
 
     try:
         import fastapi  # noqa: F401
@@ -86,10 +100,18 @@ def run(args: argparse.Namespace) -> int:
         if not api_key:
             raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is unset or empty; "
                              f"export {args.api_key_env}=<key> before starting the server")
-    settings = ServeSettings(host=args.host, port=args.port, max_batch_size=args.max_batch_size,
-                             max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                             max_body_bytes=args.max_body_bytes, max_inputs_per_request=args.max_inputs_per_request,
-                             api_key=api_key, graceful_timeout_s=args.graceful_timeout)
+    check_threads(args.threads)
+    try:
+        settings = ServeSettings(host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                                 max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                                 max_body_bytes=args.max_body_bytes, max_inputs_per_request=args.max_inputs_per_request,
+                                 max_input_tokens=args.max_input_tokens, max_batch_tokens=args.max_batch_tokens,
+                                 large_request_tokens=args.large_request_tokens,
+                                 max_masks_per_input=args.max_masks_per_input,
+                                 max_fill_predictions=args.max_fill_predictions,
+                                 api_key=api_key, graceful_timeout_s=args.graceful_timeout)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     models = [bundle_model(b, precision=args.precision, provider=args.provider, threads=args.threads,
                            batch_size=args.pipeline_batch_size) for b in args.bundles]
     names = [m.name for m in models]

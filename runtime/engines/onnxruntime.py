@@ -26,6 +26,7 @@ from ..errors import BundleError, DistilrtError, InputError
 from ..hostinfo import physical_cores
 from ..manifest import Manifest
 from ..providers import PROVIDERS, ProviderPlan, check_session_providers, session_failure
+from ..validation import check_threads
 from .base import Engine, EngineInfo, check_unchanged, verify_variant
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ class SessionSettings:
     def __post_init__(self) -> None:
         if self.optimization not in OPTIMIZATION_LEVELS:
             raise InputError(f"unknown graph optimisation level {self.optimization!r}; known: {', '.join(OPTIMIZATION_LEVELS)}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise InputError(f"threads must be a positive integer or None (got {self.threads!r})")
+        check_threads(self.threads)
         if self.disabled_optimizers is not None and (
                 isinstance(self.disabled_optimizers, str)
                 or not all(isinstance(name, str) and name for name in self.disabled_optimizers)):

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..validation import short
 from .config import ServeSettings
 from .errors import ServeHTTPError, error_body
 from .metrics import CONTENT_TYPE, ServeMetrics
@@ -44,7 +45,7 @@ class ServeState:
         """The served model called ``name``: 404 if there is none, 503 while it loads or if it failed."""
         model = self.models.get(name)
         if model is None:
-            raise ServeHTTPError(404, f"model {name!r} is not served here; served models: "
+            raise ServeHTTPError(404, f"model {short(name)} is not served here; served models: "
                                       f"{', '.join(sorted(self.models)) or 'none'}", code="model_not_found")
         if model.load_error is not None:
             raise ServeHTTPError(503, f"model {name!r} failed to load: {model.load_error}", code="model_failed")
@@ -159,7 +160,8 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for model in state.models.values():
             model.make_batcher(max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
-                               max_queue=settings.max_queue).start()
+                               max_queue=settings.max_queue, max_batch_tokens=settings.batch_tokens,
+                               large_request_tokens=settings.large_request_tokens).start()
         loader = asyncio.get_running_loop().create_task(_load_all(state), name="distilrt-load-models")
         try:
             yield
@@ -183,7 +185,7 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        wrapped = ServeHTTPError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+        wrapped = ServeHTTPError(exc.status_code, f"{request.method} {short(request.url.path)}: {exc.detail}")
         return JSONResponse(error_body(request.url.path, wrapped), status_code=exc.status_code,
                             headers=dict(exc.headers or {}))
 

@@ -2,9 +2,14 @@
 
 One :class:`MicroBatcher` per served model.  Requests wait in a bounded queue; a single worker task
 takes the oldest one, keeps adding queued requests until the batch holds ``max_batch_size`` inputs or
-``max_wait`` has passed since the oldest arrived, then hands the batch to a dedicated worker thread
+``max_batch_tokens`` tokens, or ``max_wait`` has passed since the oldest arrived, then hands the batch to a
+dedicated worker thread
 (ONNX Runtime releases the GIL, so the event loop keeps accepting requests meanwhile).  While a batch
 runs, new requests queue up and form the next batch, so under load batches grow without any waiting.
+
+Requests costing more than ``large_cost`` tokens (long QA contexts, many inputs) wait in a lane of their
+own.  When both lanes hold requests the worker takes them in turn, so a small request waits behind at most
+one batch of large ones, never behind a queue of them, and large requests are never starved.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Job:
 
     items: list[Any]
     params: dict[str, Any] = field(default_factory=dict)
+    cost: int = 0  # tokens, counted before queueing (QA: every window); the batch token budget adds these up
     key: Hashable = ()
     meta: dict[str, Any] = field(default_factory=dict)  # how to shape the answer; never passed to the model
     enqueued: float = field(default_factory=time.monotonic)
@@ -56,20 +62,27 @@ class MicroBatcher:
     """Queue + batch-forming worker for one model."""
 
     def __init__(self, name: str, run_batch: BatchRunner, *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 256, on_queue_depth: Callable[[int], None] | None = None) -> None:
+                 max_queue: int = 256, on_queue_depth: Callable[[int], None] | None = None,
+                 max_batch_tokens: int | None = None, large_cost: int | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         self.name = name
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.large_cost = large_cost
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self._run_batch = run_batch
         self._on_queue_depth = on_queue_depth or (lambda depth: None)
         self._pending: collections.deque[Job] = collections.deque()
+        self._large: collections.deque[Job] = collections.deque()
+        self._last_was_large = False
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -79,7 +92,7 @@ class MicroBatcher:
     @property
     def depth(self) -> int:
         """Requests waiting (not yet taken into a batch)."""
-        return len(self._pending)
+        return len(self._pending) + len(self._large)
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -91,12 +104,13 @@ class MicroBatcher:
         """Queue ``job`` and wait for its result; raises what the batch runner returned for it."""
         if self._closing or self._task is None:
             raise BatcherClosedError(f"model {self.name!r} is not accepting requests")
-        if len(self._pending) >= self.max_queue:
-            raise QueueFullError(f"model {self.name!r} has {len(self._pending)} requests waiting (limit {self.max_queue})")
+        if self.depth >= self.max_queue:
+            raise QueueFullError(f"model {self.name!r} has {self.depth} requests waiting (limit {self.max_queue})")
         loop = asyncio.get_running_loop()
         job.future = loop.create_future()
         job.enqueued = time.monotonic()
-        self._pending.append(job)
+        large = self.large_cost is not None and job.cost > self.large_cost
+        (self._large if large else self._pending).append(job)
         self._report_depth()
         assert self._wakeup is not None
         self._wakeup.set()
@@ -112,38 +126,50 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     def _report_depth(self) -> None:
-        self._on_queue_depth(len(self._pending))
+        self._on_queue_depth(self.depth)
 
-    def _take_live(self) -> Job | None:
-        """Pop the oldest job whose caller is still waiting (a disconnected client cancels its future)."""
-        while self._pending:
-            job = self._pending.popleft()
-            if job.future is not None and not job.future.done():
-                return job
+    def _take_live(self) -> tuple[Job, collections.deque[Job]] | None:
+        """Pop the oldest live job of the lane whose turn it is (a disconnected client cancels its future).
+
+        The lanes take turns when both hold requests; otherwise whichever holds one goes.
+        """
+        for lane in self._lane_order():
+            while lane:
+                job = lane.popleft()
+                if job.future is not None and not job.future.done():
+                    self._last_was_large = lane is self._large
+                    return job, lane
         return None
 
+    def _lane_order(self) -> tuple[collections.deque[Job], collections.deque[Job]]:
+        return (self._pending, self._large) if self._last_was_large else (self._large, self._pending)
+
     async def _collect(self) -> list[Job] | None:
-        """Wait for the first job, then gather more until the batch is full or the wait is over."""
+        """Wait for the first job, then gather more from its lane until the batch is full or the wait is over."""
         assert self._wakeup is not None
-        first = self._take_live()
-        while first is None:
+        taken = self._take_live()
+        while taken is None:
             if self._closing:
                 return None
             self._wakeup.clear()
             await self._wakeup.wait()
-            first = self._take_live()
-        batch, size = [first], first.size
+            taken = self._take_live()
+        first, lane = taken
+        batch, size, tokens = [first], first.size, first.cost
         deadline = first.enqueued + self.max_wait
         while size < self.max_batch_size:
-            if self._pending:
-                nxt = self._pending[0]
+            if lane:
+                nxt = lane[0]
                 if nxt.future is None or nxt.future.done():
-                    self._pending.popleft()
+                    lane.popleft()
                     continue
                 if size + nxt.size > self.max_batch_size:
                     break
-                batch.append(self._pending.popleft())
+                if self.max_batch_tokens is not None and tokens + nxt.cost > self.max_batch_tokens:
+                    break
+                batch.append(lane.popleft())
                 size += nxt.size
+                tokens += nxt.cost
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closing:

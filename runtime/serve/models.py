@@ -10,12 +10,13 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError
 from .batching import Job, MicroBatcher
+from .budget import Counter, Limits, measure
 from .errors import ServeHTTPError, bad_input
 from .handlers import HANDLERS, TaskHandler
 from .metrics import ServeMetrics
@@ -48,6 +49,7 @@ class ServedModel:
     load_error: str | None = None
     batcher: MicroBatcher | None = field(default=None, repr=False)
     metrics: ServeMetrics | None = field(default=None, repr=False)
+    _counter: Counter | None = field(default=None, repr=False)
 
     @property
     def handler(self) -> TaskHandler:
@@ -67,7 +69,8 @@ class ServedModel:
         self.ready = True
         logger.info("model %r (%s) loaded and warmed up in %.2fs", self.name, self.task, time.perf_counter() - started)
 
-    def make_batcher(self, *, max_batch_size: int, max_wait_ms: float, max_queue: int) -> MicroBatcher:
+    def make_batcher(self, *, max_batch_size: int, max_wait_ms: float, max_queue: int,
+                     max_batch_tokens: int | None = None, large_request_tokens: int | None = None) -> MicroBatcher:
         metrics = self.metrics
 
         def report(depth: int) -> None:
@@ -75,27 +78,30 @@ class ServedModel:
                 metrics.queue_depth.set(depth, model=self.name)
 
         self.batcher = MicroBatcher(self.name, self.run_batch, max_batch_size=max_batch_size,
-                                    max_wait_ms=max_wait_ms, max_queue=max_queue, on_queue_depth=report)
+                                    max_wait_ms=max_wait_ms, max_queue=max_queue, on_queue_depth=report,
+                                    max_batch_tokens=max_batch_tokens,
+                                    large_cost=large_request_tokens or self.max_sequence_length)
         return self.batcher
+
+    def measure(self, items: Sequence[Any], params: dict[str, Any], meta: dict[str, Any], limits: Limits) -> int:
+        """The request's token cost; raises the 413/422 that refuses it (see :mod:`.budget`)."""
+        if self._counter is None:
+            self._counter = Counter(self.tokenizer, self.mask_token)
+        return measure(self.task, items, params, meta, self._counter,
+                       replace(limits, max_sequence_length=self.max_sequence_length))
 
     # -- worker thread -------------------------------------------------------------------------------
 
     def run_batch(self, jobs: Sequence[Job]) -> list[Any]:
         """Run a batch in the worker thread: one :class:`JobResult` or exception per job, in order.
 
-        Jobs are checked one by one first (a bad one fails alone), then grouped by their options so that
-        each group is one pipeline call.  If a group call fails, its jobs are retried one at a time so that
-        only the request that caused the failure gets the error.
+        Jobs were measured and bounded on arrival.  They are grouped by their options so that each group
+        is one pipeline call.  If a group call fails, its jobs are retried one at a time so that only the
+        request that caused the failure gets the error; every other job still gets its own answer.
         """
         results: list[Any] = [None] * len(jobs)
-        tokens: dict[int, int] = {}
         groups: dict[Any, list[int]] = {}
         for index, job in enumerate(jobs):
-            try:
-                tokens[index] = self._check_lengths(job)
-            except ServeHTTPError as exc:
-                results[index] = exc
-                continue
             groups.setdefault(job.key, []).append(index)
         for members in groups.values():
             try:
@@ -107,12 +113,12 @@ class ServedModel:
                 logger.info("batch call for %r failed; retrying its %d requests one by one", self.name, len(members))
                 for i in members:
                     try:
-                        results[i] = JobResult(self._call([jobs[i]])[0], tokens.get(i, 0))
+                        results[i] = JobResult(self._call([jobs[i]])[0], jobs[i].cost)
                     except Exception as exc_i:  # this request's own error
                         results[i] = _as_http_error(exc_i, self.name)
                 continue
             for i, out in zip(members, outputs):
-                results[i] = JobResult(out, tokens.get(i, 0))
+                results[i] = JobResult(out, jobs[i].cost)
         return results
 
     def _call(self, jobs: Sequence[Job]) -> list[list[Any]]:
@@ -132,29 +138,6 @@ class ServedModel:
             out.append([self.handler.finish(r, job.meta) for r in chunk])
         return out
 
-    def _check_lengths(self, job: Job) -> int:
-        """Refuse inputs longer than the model accepts (422 naming the limit); return the token count.
-
-        Checked here, per request, so the message names the request's own field and index (the pipeline
-        sees the whole merged batch) and the culprit fails before its batch mates run.
-        """
-        if self.tokenizer is None or not self.handler.length_checked:
-            return 0
-        encodings = self.tokenizer.encode_batch(list(job.items))
-        total = 0
-        field_name = job.meta.get("field", "inputs")
-        single = job.meta.get("single", False)
-        for i, enc in enumerate(encodings):
-            n = len(enc.ids)
-            total += n
-            if not job.meta.get("truncate") and n > self.max_sequence_length:
-                where = field_name if single else f"{field_name}[{i}]"
-                raise bad_input(f"{where} is {n} tokens long; model {self.name!r} accepts at most "
-                                f"{self.max_sequence_length} tokens (its max_sequence_length); shorten or split the text",
-                                param=where)
-        return total
-
-
 def _as_http_error(exc: Exception, model: str) -> ServeHTTPError:
     """A pipeline exception as the answer to the request that caused it: 422 for bad input, else 500."""
     if isinstance(exc, ServeHTTPError):
@@ -162,7 +145,7 @@ def _as_http_error(exc: Exception, model: str) -> ServeHTTPError:
     if isinstance(exc, InputError):
         return bad_input(f"model {model!r} refused the input: {exc}")
     logger.error("model %r failed on a request: %s", model, exc, exc_info=exc)
-    return ServeHTTPError(500, f"model {model!r} failed on this request ({type(exc).__name__}); see the server log")
+    return ServeHTTPError(500, f"model {model!r} failed on this request; see the server log")
 
 
 _TOKENIZER_LOCK = threading.Lock()

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import schemas
+from .budget import Limits
 from .batching import BatcherClosedError, Job, QueueFullError
 from .errors import ServeHTTPError, bad_input
 from .handlers import ParsedRequest
@@ -51,8 +53,17 @@ async def submit(state: "ServeState", model: ServedModel, parsed: ParsedRequest,
     """Queue the request on the model's batcher and wait for its own result."""
     if model.batcher is None:
         raise ServeHTTPError(503, f"model {model.name!r} is not accepting requests", code="unavailable")
-    job = Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params),
-              meta={"single": parsed.single, **parsed.meta, **meta})
+    job_meta = {"single": parsed.single, **parsed.meta, **meta}
+    limits = Limits(max_input_tokens=state.settings.max_input_tokens,
+                    max_masks_per_input=state.settings.max_masks_per_input,
+                    max_fill_predictions=state.settings.max_fill_predictions,
+                    max_sequence_length=model.max_sequence_length)
+    if _chars(parsed.items) > _INLINE_MEASURE_CHARS:  # long texts are tokenized off the event loop
+        cost = await asyncio.to_thread(model.measure, parsed.items, parsed.params, job_meta, limits)
+    else:
+        cost = model.measure(parsed.items, parsed.params, job_meta, limits)
+    job = Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params), cost=cost,
+              meta=job_meta)
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     try:
         return await model.batcher.submit(job)
@@ -62,6 +73,14 @@ async def submit(state: "ServeState", model: ServedModel, parsed: ParsedRequest,
                              headers=retry) from None
     except BatcherClosedError as exc:
         raise ServeHTTPError(503, f"{exc}: the server is shutting down", code="shutting_down", headers=retry) from None
+
+
+#: requests with more text than this are measured in a worker thread rather than on the event loop
+_INLINE_MEASURE_CHARS = 8192
+
+
+def _chars(items: list[Any]) -> int:
+    return sum(len(i) if isinstance(i, str) else sum(len(p) for p in i) for i in items)
 
 
 def register_routes(app: FastAPI, state: "ServeState") -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import InputError
+from ..validation import check_text, short
 from .errors import ServeHTTPError, bad_input
 
 
@@ -31,6 +33,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ServeHTTPError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
                                   f"column {exc.colno}") from exc
+    except RecursionError:
+        raise ServeHTTPError(400, "request body nests arrays or objects too deeply to parse; send a flat "
+                                  '{"inputs": ...} object') from None
+    except ValueError as exc:  # e.g. an integer literal with thousands of digits
+        raise ServeHTTPError(400, f"request body is not acceptable JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict):
         raise ServeHTTPError(400, f"request body must be a JSON object, got {_type_name(data)}")
     return data
@@ -48,7 +55,10 @@ def text(value: Any, field: str) -> str:
         raise bad_input(f"{field} must be a string, got {_type_name(value)}", param=field)
     if not value.strip():
         raise bad_input(f"{field} is an empty or whitespace-only string; send some text", param=field)
-    return value
+    try:
+        return check_text(value, field)
+    except InputError as exc:
+        raise bad_input(str(exc), param=field) from None
 
 
 def text_or_list(value: Any, field: str, *, max_items: int) -> tuple[list[str], bool]:
@@ -79,7 +89,8 @@ def parameters(data: dict[str, Any], allowed: dict[str, str]) -> dict[str, Any]:
     unknown = sorted(k for k, v in params.items() if k not in allowed and v is not None)
     if unknown:
         known = ", ".join(f"{k} ({d})" for k, d in allowed.items())
-        raise bad_input(f"unsupported parameters {unknown}; this model accepts: {known}", param=unknown[0])
+        raise bad_input(f"unsupported parameters {short(unknown)}; this model accepts: {known}",
+                        param=short(unknown[0]))
     return {k: v for k, v in params.items() if v is not None}
 
 
@@ -102,7 +113,7 @@ def boolean(value: Any, field: str) -> bool:
 
 def choice(value: Any, field: str, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
-        raise bad_input(f"{field} must be one of {', '.join(options)}; got {value!r}", param=field)
+        raise bad_input(f"{field} must be one of {', '.join(options)}; got {short(value)}", param=field)
     return value
 
 

@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..manifest import Manifest
 from ..engines.base import Engine
 from ..tokenizer import TextTokenizer
+from ..validation import check_text, short
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ def as_text_list(value: Any, what: str, *, allow_empty: bool = False) -> tuple[l
     for index, text in enumerate(texts):
         where = what if single else f"{what}[{index}]"
         if not isinstance(text, str):
-            raise InputError(f"{where} must be a string, got {type(text).__name__} ({text!r:.60})")
+            raise InputError(f"{where} must be a string, got {type(text).__name__} ({short(text)})")
         if not allow_empty and not text.strip():
             raise InputError(f"{where} is empty or only whitespace; pass some text")
+        check_text(text, where)
+    if not texts:
+        raise InputError(f"{what} is an empty list; pass at least one text")
     return texts, single
 
 
@@ -46,7 +50,7 @@ def check_top_k(top_k: Any, *, allow_none: bool = False) -> int | None:
         return None
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         allowed = "a positive integer" + (" or None" if allow_none else "")
-        raise InputError(f"top_k must be {allowed}, got {top_k!r}")
+        raise InputError(f"top_k must be {allowed}, got {short(top_k)}")
     return top_k
 
 
