@@ -6,7 +6,6 @@ import datetime as _dt
 import logging
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +101,9 @@ def export_model(
         checkpoint = resolve_checkpoint(model, task=task, revision=revision)
     steps.note(f"task={checkpoint.task} architecture={checkpoint.architecture} max_len={checkpoint.max_sequence_length}")
 
+    bundle_io.collect_leftovers(output, name)
     staging = bundle_io.staging_dir(output, name)
-    work = Path(tempfile.mkdtemp(prefix="distilrt-export-"))
+    work = bundle_io.work_dir()
     try:
         calibration = calibration_io.load(checkpoint, calibration_data) if "int8-static" in wanted else None
         variants = _build_variants(checkpoint, wanted, staging, work, steps, opset=opset, quantization=quantization,
@@ -130,7 +130,7 @@ def export_model(
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
         with steps.step("write", str(target)):
-            bundle_io.commit(staging, target, manifest)
+            manifest = bundle_io.commit(staging, target, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)

@@ -87,15 +87,14 @@ def load_bundle(path: str | Path) -> Bundle:
                           "directory `distilrt export` wrote")
     directory = Path(path).expanduser()
     manifest = Manifest.read(directory)
-    config_path = directory / "config.json"
-    config: dict[str, Any] = {}
-    if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            raise BundleError(f"cannot read {config_path}: {exc}; re-export the bundle") from exc
-        if not isinstance(config, dict):
-            raise BundleError(f"{config_path} holds a JSON {type(config).__name__}, not an object; re-export the bundle")
-    else:
+    raw = manifest.read_file(directory, "config.json")
+    if raw is None:
         raise BundleError(f"bundle {directory} has no config.json; re-export it with `distilrt export`")
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"cannot read {directory / 'config.json'}: {str(exc)[:200]}; re-export the bundle") from exc
+    if not isinstance(config, dict):
+        raise BundleError(f"{directory / 'config.json'} holds a JSON {type(config).__name__}, not an object; "
+                          "re-export the bundle")
     return Bundle(directory, manifest, config)

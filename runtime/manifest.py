@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class Manifest:
     created: str = ""
     format_version: int = FORMAT_VERSION
     graphs: dict[str, Variant] = field(default_factory=dict)  # extra graphs, keyed "<precision>-<graph>"
+    # every file of the bundle besides the manifest: relative path -> {"sha256", "bytes"} (see seal())
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -92,7 +94,8 @@ class Manifest:
         return path
 
     @classmethod
-    def read(cls, directory: Path) -> "Manifest":
+    def read(cls, directory: Path, *, sealed: bool = True) -> "Manifest":
+        """Read and type-check ``manifest.json``; with ``sealed`` (the default) refuse one without ``files``."""
         directory = Path(directory)
         path = directory / MANIFEST_NAME
         if not directory.is_dir():
@@ -116,6 +119,9 @@ class Manifest:
                 "Re-export the bundle with this version of distilrt."
             )
         _check_fields(path, data)
+        if sealed and not data.get("files"):
+            raise BundleError(f"{path} lists no files with their SHA-256 (written by an older distilrt), so its tokenizer "
+                              "and config cannot be verified; re-export the bundle with `distilrt export MODEL --force`")
         try:
             variants = {
                 name: Variant(precision=name, **fields) for name, fields in data.pop("variants").items()
@@ -164,9 +170,9 @@ class Manifest:
         return next((choices[g] for g in order if g in choices), precision)
 
     def verify(self, directory: Path, precision: str) -> Path:
-        """Check the variant's file exists and matches its recorded SHA-256; return its path."""
+        """Check the variant's file lies inside the bundle and matches its recorded SHA-256; return its path."""
         variant = self.variant(precision)
-        path = Path(directory) / variant.file
+        path = inside(directory, variant.file)
         if not path.is_file():
             raise BundleError(f"bundle file {path} is missing; re-export the bundle")
         actual = sha256_file(path)
@@ -177,6 +183,59 @@ class Manifest:
             )
         return path
 
+    def read_file(self, directory: Path, name: str) -> bytes | None:
+        """The bytes of the bundle file ``name``, checked against the manifest's ``files`` before use.
+
+        None when the manifest does not list it and the bundle has no such file (optional files such as
+        ``special_tokens_map.json``).  A file on disk the manifest does not list, one that differs from its
+        recorded size or SHA-256, or a path leaving the bundle is refused.  The bytes returned are the
+        bytes hashed, so a file swapped after the check is never used.
+        """
+        path = inside(directory, name)
+        entry = self.files.get(name)
+        if entry is None:
+            if path.exists():
+                raise BundleError(f"{path} is not listed in the bundle's manifest, so it cannot be verified; remove it "
+                                  "or re-export the bundle")
+            return None
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"bundle file {path} is missing; re-export the bundle") from None
+        except OSError as exc:
+            raise BundleError(f"cannot read bundle file {path}: {exc.strerror or exc}") from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if len(data) != entry.get("bytes") or actual != entry.get("sha256"):
+            raise BundleError(f"{path} does not match the manifest (SHA-256 {actual[:16]}…, {len(data)} bytes); the "
+                              "file was modified or replaced. Re-export the bundle; distilrt will not use it")
+        return data
+
+
+def inside(directory: Path, name: str) -> Path:
+    """``directory / name`` if it stays inside ``directory`` (no absolute path, no ``..``, no symlink out)."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise BundleError(f"the manifest names the file {short(name)}, which is not a plain path inside the bundle; "
+                          "re-export the bundle")
+    root = Path(directory).resolve()
+    resolved = (root / relative).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise BundleError(f"bundle file {short(name)} resolves to {short(str(resolved))}, outside the bundle {root} "
+                          "(a symlink leaves it); distilrt reads only files inside the bundle. Re-export the bundle")
+    return root / relative
+
+
+def seal(manifest: Manifest, directory: Path) -> Manifest:
+    """``manifest`` with ``files`` listing every file under ``directory`` (the manifest itself aside)."""
+    directory = Path(directory)
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            raise BundleError(f"{path} is a symlink; a bundle holds plain files only")
+        if path.is_file() and path.name != MANIFEST_NAME:
+            files[path.relative_to(directory).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return replace(manifest, files=files)
+
 
 #: manifest fields whose JSON type is checked before use (name -> (type, what it should be))
 _FIELD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -184,7 +243,8 @@ _FIELD_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "model_type": (str, "a string"), "source": (dict, "an object"), "max_sequence_length": (int, "an integer"),
     "inputs": (list, "an array of names"), "outputs": (list, "an array of names"), "opset": (int, "an integer"),
     "versions": (dict, "an object"), "variants": (dict, "an object of precision -> variant"),
-    "tokenizer": (dict, "an object"), "host": (dict, "an object"),
+    "tokenizer": (dict, "an object"), "host": (dict, "an object"), "files": (dict, "an object of path -> digest"),
+    "graphs": (dict, "an object of extra graphs"),
 }
 _VARIANT_TYPES: dict[str, tuple[type, str]] = {"file": (str, "a relative path"), "bytes": (int, "an integer"),
                                                "sha256": (str, "a hex digest")}
@@ -202,9 +262,13 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     for name in ("inputs", "outputs"):
         if not all(isinstance(v, str) for v in data.get(name, [])):
             raise bad(name, data[name], "an array of strings")
-    for precision, fields in data.get("variants", {}).items():
-        if not isinstance(fields, dict):
-            raise bad(f"variants.{precision}", fields, "an object with file, bytes and sha256")
-        for name, (kind, wanted) in _VARIANT_TYPES.items():
-            if name in fields and not isinstance(fields[name], kind):
-                raise bad(f"variants.{precision}.{name}", fields[name], wanted)
+    for name, entry in data.get("files", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("bytes"), int):
+            raise bad(f"files.{short(name)}", entry, "an object with sha256 and bytes")
+    for section in ("variants", "graphs"):
+        for key, fields in (data.get(section) or {}).items():
+            if not isinstance(fields, dict):
+                raise bad(f"{section}.{short(key)}", fields, "an object with file, bytes and sha256")
+            for name, (kind, wanted) in _VARIANT_TYPES.items():
+                if name in fields and not isinstance(fields[name], kind):
+                    raise bad(f"{section}.{short(key)}.{name}", fields[name], wanted)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from tokenizers import Encoding, Tokenizer
 
 from .errors import BundleError, InputError
+from .manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,18 @@ def clean_up_spaces(text: str) -> str:
     return text
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+def read_json(manifest: Manifest, directory: Path, name: str) -> dict[str, Any]:
+    """A verified JSON object from the bundle (``{}`` when the bundle has no such file)."""
+    raw = manifest.read_file(directory, name)
+    if raw is None:
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"cannot read {path}: {exc}") from exc
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"cannot read {Path(directory) / name}: {str(exc)[:200]}") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{Path(directory) / name} holds a JSON {type(data).__name__}, not an object; re-export the bundle")
+    return data
 
 
 def _token_text(value: Any) -> str | None:
@@ -59,7 +65,7 @@ def _encode_batch(tokenizer: Tokenizer, items: list[Any]) -> list[Encoding]:
         for index, item in enumerate(items):
             try:
                 tokenizer.encode(*item) if isinstance(item, tuple) else tokenizer.encode(item)
-            except Exception as exc:  # noqa: BLE001 - reported as that input's error
+            except Exception as exc:  # reported as that input's error
                 raise InputError(f"input {index} cannot be tokenized ({type(exc).__name__}: {str(exc)[:120]}); "
                                  "pass plain UTF-8 text") from exc
         raise InputError(f"the inputs cannot be tokenized together: {str(batch_error)[:200]}") from batch_error
@@ -87,17 +93,24 @@ class TextTokenizer:
         self.mask_id = self._id_of("mask_token")
 
     @classmethod
-    def from_bundle(cls, directory: Path, *, max_length: int, model_vocab_size: int | None) -> "TextTokenizer":
-        """Load ``tokenizer.json`` and the special tokens; refuse a vocabulary the model cannot embed."""
+    def from_bundle(cls, directory: Path, *, max_length: int, model_vocab_size: int | None,
+                    manifest: Manifest | None = None) -> "TextTokenizer":
+        """Load ``tokenizer.json`` and the special tokens; refuse a vocabulary the model cannot embed.
+
+        Every file is checked against the bundle manifest's SHA-256 (``manifest``, read from ``directory``
+        when not given) before it is parsed.
+        """
+        manifest = manifest if manifest is not None else Manifest.read(Path(directory))
         path = Path(directory) / TOKENIZER_FILE
-        if not path.is_file():
+        raw = manifest.read_file(directory, TOKENIZER_FILE)
+        if raw is None:
             raise BundleError(f"bundle {directory} has no {TOKENIZER_FILE}; re-export it with `distilrt export`")
         try:
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
         except Exception as exc:  # the Rust error type is not exported
-            raise BundleError(f"cannot load {path}: {exc}") from exc
-        config = _read_json(Path(directory) / "tokenizer_config.json")
-        special_map = _read_json(Path(directory) / "special_tokens_map.json")
+            raise BundleError(f"cannot load {path}: {str(exc)[:200]}") from exc
+        config = read_json(manifest, directory, "tokenizer_config.json")
+        special_map = read_json(manifest, directory, "special_tokens_map.json")
         special: dict[str, str] = {}
         for name in _SPECIAL_NAMES:
             text = _token_text(special_map.get(name)) or _token_text(config.get(name))

@@ -41,17 +41,21 @@ def export_all(output: Path, *, force: bool) -> list[tuple[Path, str]]:
     from distilrt.export import export_model
     from distilrt.export.report import summary_table
     from distilrt.export.standins import FULL, build_standin
-    from distilrt.runtime.errors import HubUnreachableError
+    from distilrt.runtime.errors import BundleError, HubUnreachableError
     from distilrt.runtime.manifest import Manifest
 
     def export(model: str, name: str):
         target = output / name
         if (target / "manifest.json").is_file() and not force:
-            print(f"[{name}] bundle exists, reusing it (make demo FORCE=1 to rebuild)")
-            manifest = Manifest.read(target)
-            from distilrt.export.api import ExportResult
+            try:
+                manifest = Manifest.read(target)
+            except BundleError as exc:
+                print(f"[{name}] existing bundle cannot be reused ({exc}); exporting it again")
+            else:
+                print(f"[{name}] bundle exists, reusing it (make demo FORCE=1 to rebuild)")
+                from distilrt.export.api import ExportResult
 
-            return ExportResult(name, target, manifest)
+                return ExportResult(name, target, manifest)
         return export_model(model, output, name=name, force=True, progress=sys.stderr)
 
     results, bundles = [], []

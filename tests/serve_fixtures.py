@@ -160,16 +160,13 @@ class LiveServer:
 
     def __init__(self, models: Sequence[ServedModel], settings: ServeSettings | None = None, *,
                  on_fatal: Any = None) -> None:
-        import uvicorn
-
         from distilrt.runtime.serve.app import create_app
+        from distilrt.runtime.serve.server import make_server
 
         self.models = {m.name: m for m in models}
-        self.settings = settings or ServeSettings(port=0)
+        self.settings = settings or ServeSettings(port=0, graceful_timeout_s=10)
         self.app = create_app(models, self.settings, on_fatal=on_fatal)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=10)
-        self.server = uvicorn.Server(config)
+        self.server = make_server(self.app, self.settings, log_level="warning", host="127.0.0.1", port=0)
         self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
         self.url = ""
 

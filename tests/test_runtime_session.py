@@ -159,6 +159,12 @@ def test_tokenizer_larger_than_embedding_is_refused(qa_copy: Path) -> None:
     config = json.loads((qa_copy / "config.json").read_text())
     config["vocab_size"] = 1000
     (qa_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match="config.json does not match the manifest"):
+        pipeline(model=qa_copy, provider="cpu")
+    # sealed again with the edited config, the vocabulary check itself refuses it
+    from distilrt.runtime.manifest import Manifest, seal
+
+    seal(Manifest.read(qa_copy), qa_copy).write(qa_copy)
     with pytest.raises(BundleError, match=r"30522 tokens but the model embeds only 1000"):
         pipeline(model=qa_copy, provider="cpu")
 

@@ -39,6 +39,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
@@ -75,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fill-mask: most predictions (masks x top_k) in one request (default: 1000)")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
                         help="require 'Authorization: Bearer <key>' with the key read from environment variable VAR")
+    parser.add_argument("--header-timeout", type=_positive_float, default=10.0,
+                        help="seconds a connection gets to send a request's headers before it is closed (default: 10)")
+    parser.add_argument("--body-timeout", type=_positive_float, default=30.0,
+                        help="seconds a request gets to send its whole body; slower ones get 408 (default: 30)")
     parser.add_argument("--graceful-timeout", type=_non_negative_float, default=30.0,
                         help="seconds in-flight requests get to finish after SIGTERM (default: 30)")
 
@@ -109,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
                                  large_request_tokens=args.large_request_tokens,
                                  max_masks_per_input=args.max_masks_per_input,
                                  max_fill_predictions=args.max_fill_predictions,
-                                 api_key=api_key, graceful_timeout_s=args.graceful_timeout)
+                                 api_key=api_key, graceful_timeout_s=args.graceful_timeout,
+                                 header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     models = [bundle_model(b, precision=args.precision, provider=args.provider, threads=args.threads,

@@ -54,6 +54,21 @@ class ServeState:
                                  headers={"Retry-After": str(self.settings.retry_after_s)})
         return model
 
+    def begin_drain(self, seconds: float) -> None:
+        """Shutdown has begun: whatever has no answer after ``seconds`` gets a 503 and is not run."""
+        def expire() -> None:
+            count = 0
+            for model in self.models.values():
+                if model.batcher is not None:
+                    count += model.batcher.expire(lambda: ServeHTTPError(
+                        503, "the server is shutting down and this request did not finish within the graceful "
+                             f"shutdown time ({self.settings.graceful_timeout_s:g}s, --graceful-timeout); retry it",
+                        code="shutting_down", headers={"Retry-After": str(self.settings.retry_after_s)}))
+            if count:
+                logger.warning("graceful shutdown deadline: answered %d unfinished requests with 503", count)
+
+        asyncio.get_running_loop().call_later(max(0.0, seconds), expire)
+
     @property
     def ready(self) -> bool:
         return all(m.ready for m in self.models.values())
@@ -201,6 +216,13 @@ def create_app(models: Sequence[ServedModel], settings: ServeSettings | None = N
                      for name, m in state.models.items()}
         status = "ready" if state.ready else "failed" if any(m.load_error for m in state.models.values()) else "loading"
         return JSONResponse({"status": status, "models": per_model}, status_code=200 if state.ready else 503)
+
+    @app.get("/openapi.json")
+    async def openapi() -> JSONResponse:
+        """The request shapes and limits of every served model, for clients and schema-driven fuzzers."""
+        from .openapi import openapi_document
+
+        return JSONResponse(openapi_document(state))
 
     @app.get("/metrics")
     async def metrics_route() -> Response:

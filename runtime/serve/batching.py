@@ -86,6 +86,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._running: list[Job] = []
         # one thread per model: batches for a model run one at a time, which is what lets the next batch grow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"distilrt-{name}")
 
@@ -124,6 +125,25 @@ class MicroBatcher:
         if self._task is not None:
             await self._task
         self._executor.shutdown(wait=True)
+
+    def expire(self, error: Callable[[], BaseException]) -> int:
+        """Answer every waiting and running request with ``error()`` and take no more (shutdown deadline).
+
+        Waiting requests are dropped without running; a batch already in the model finishes in its thread,
+        but its results are discarded.  Returns how many requests were answered this way.
+        """
+        self._closing = True
+        answered = 0
+        for job in [*self._running, *self._pending, *self._large]:
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(error())
+                answered += 1
+        self._pending.clear()
+        self._large.clear()
+        self._report_depth()
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return answered
 
     def _report_depth(self) -> None:
         self._on_queue_depth(self.depth)
@@ -188,6 +208,7 @@ class MicroBatcher:
             batch = await self._collect()
             if batch is None:
                 return
+            self._running = batch
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, batch)
                 if len(results) != len(batch):
@@ -195,6 +216,7 @@ class MicroBatcher:
             except Exception as exc:  # the runner failed as a whole; every caller hears about it
                 logger.exception("batch of %d requests for model %r failed", len(batch), self.name)
                 results = [exc] * len(batch)
+            self._running = []
             for job, result in zip(batch, results):
                 if job.future is None or job.future.done():
                     continue  # caller went away

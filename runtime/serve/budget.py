@@ -55,11 +55,11 @@ class Counter:
             return [[0] * (len(t.split()) + (_SPECIAL_SINGLE if special else 0)) for t in texts]
         try:
             return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=special)]
-        except Exception:  # noqa: BLE001 - find the culprit and name it
+        except Exception:  # find the culprit and name it
             for index, text in enumerate(texts):
                 try:
                     self.tokenizer.encode(text)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise bad_input(f"inputs[{index}] cannot be tokenized ({type(exc).__name__}); send plain UTF-8 "
                                     "text", param=f"inputs[{index}]") from None
             raise

@@ -24,6 +24,8 @@ class ServeSettings:
     max_fill_predictions: int = 1000  # masks x top_k per request
     api_key: str | None = None  # bearer token; None disables auth
     graceful_timeout_s: float = 30.0  # on SIGTERM, how long in-flight requests may take to finish
+    header_timeout_s: float = 10.0  # a connection must send a request's headers within this
+    body_timeout_s: float = 30.0  # and the request's whole body within this once its headers are in
     retry_after_s: int = 1  # Retry-After on 503
 
     def __post_init__(self) -> None:
@@ -40,6 +42,9 @@ class ServeSettings:
                              "--max-batch-tokens or lower --max-input-tokens")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     @property
     def batch_tokens(self) -> int:

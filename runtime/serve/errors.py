@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: OpenAI's error ``type`` per status family
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 408: "invalid_request_error",
                  413: "invalid_request_error", 422: "invalid_request_error", 503: "service_unavailable"}
 
 
@@ -28,7 +28,7 @@ class ServeHTTPError(Exception):
 
 
 def _default_code(status: int) -> str:
-    return {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+    return {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
             413: "payload_too_large", 422: "invalid_input", 503: "unavailable"}.get(status, "server_error")
 
 

@@ -6,7 +6,6 @@ path or a model to load.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError
+from ..manifest import Manifest
+from ..tokenizer import read_json
 from .batching import Job, MicroBatcher
 from .budget import Counter, Limits, measure
 from .errors import ServeHTTPError, bad_input
@@ -152,26 +153,23 @@ _TOKENIZER_LOCK = threading.Lock()
 
 
 def _bundle_tokenizer(bundle: Path) -> Any:
-    """The bundle's own tokenizer.json without truncation or padding, to count tokens exactly."""
-    path = Path(bundle) / "tokenizer.json"
-    if not path.is_file():
+    """The bundle's own tokenizer.json (verified against the manifest) without truncation or padding."""
+    raw = Manifest.read(Path(bundle)).read_file(Path(bundle), "tokenizer.json")
+    if raw is None:
         return None
     from tokenizers import Tokenizer
 
     with _TOKENIZER_LOCK:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
         tokenizer.no_truncation()
         tokenizer.no_padding()
     return tokenizer
 
 
 def _bundle_mask_token(bundle: Path) -> str | None:
+    manifest = Manifest.read(Path(bundle))
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        path = Path(bundle) / name
-        try:
-            token = json.loads(path.read_text(encoding="utf-8")).get("mask_token")
-        except (OSError, ValueError):
-            continue
+        token = read_json(manifest, Path(bundle), name).get("mask_token")
         if isinstance(token, dict):
             token = token.get("content")
         if isinstance(token, str) and token:

@@ -24,8 +24,20 @@ if TYPE_CHECKING:
     from .app import ServeState
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes without buffering all of it."""
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes without buffering all of it, and (408)
+    a body that does not arrive within ``timeout_s``."""
+    if timeout_s is None:
+        return await _read_body(request, limit)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise ServeHTTPError(408, f"the request body did not arrive within {timeout_s:g}s (--body-timeout); send it "
+                                  "whole, or raise the limit", code="request_timeout") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -92,7 +104,7 @@ def register_routes(app: FastAPI, state: "ServeState") -> None:
         """Hugging Face Inference API: the task is the model's own, the body shape follows it."""
         model = state.model(name)
         request.state.distilrt_model = model.name
-        data = schemas.parse_json_object(await read_body(request, settings.max_body_bytes))
+        data = schemas.parse_json_object(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
         handler = model.handler
         parsed = handler.parse(data, max_items=settings.max_inputs_per_request, max_length=model.max_sequence_length)
         result = await submit(state, model, parsed, {"field": "inputs"})
@@ -109,7 +121,7 @@ def register_routes(app: FastAPI, state: "ServeState") -> None:
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request) -> JSONResponse:
         """OpenAI embeddings from a feature-extraction model: one pooled vector per input."""
-        data = schemas.parse_json_object(await read_body(request, settings.max_body_bytes))
+        data = schemas.parse_json_object(await read_body(request, settings.max_body_bytes, settings.body_timeout_s))
         name = schemas.require(data, "model")
         if not isinstance(name, str):
             raise bad_input(f"model must be a string naming a served model, got {schemas._type_name(name)}",
