@@ -79,13 +79,17 @@ def test_session_options() -> None:
     options = session_options(SessionSettings())
     assert options.intra_op_num_threads == physical_cores()
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options = session_options(SessionSettings(threads=3, optimization="basic"))
-    assert options.intra_op_num_threads == 3
+    from distilrt.runtime.validation import logical_cpus
+
+    options = session_options(SessionSettings(threads=logical_cpus(), optimization="basic"))
+    assert options.intra_op_num_threads == logical_cpus()
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     with pytest.raises(Exception, match="optimisation level"):
         SessionSettings(optimization="max")
     with pytest.raises(Exception, match="threads"):
         SessionSettings(threads=0)
+    with pytest.raises(Exception, match="logical CPUs"):
+        SessionSettings(threads=logical_cpus() + 1)
 
 
 def test_length_sorted_batches() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BundleError
-from ..manifest import Manifest
+from ..manifest import Manifest, inside
 
 FileIdentity = tuple[int, int, int, int]
 
@@ -36,7 +36,7 @@ def verify_variant(directory: Path, manifest: Manifest, precision: str) -> tuple
     model-size lower.
     """
     variant = manifest.variant(precision)
-    path = Path(directory) / variant.file
+    path = inside(directory, variant.file)
     if not path.is_file():
         raise BundleError(f"bundle file {path} is missing (the manifest lists it for {precision}); re-export the bundle")
     digest = hashlib.sha256()

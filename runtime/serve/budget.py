@@ -90,10 +90,10 @@ def measure(task: str, items: Sequence[Any], params: dict[str, Any], meta: dict[
                     raise bad_input(f"{where(i)} is {len(row)} tokens long; this model accepts at most "
                                     f"{limits.max_sequence_length} tokens (its max_sequence_length); shorten or split "
                                     "the text", param=where(i))
+        if total > limits.max_input_tokens:
+            raise too_many_tokens(total, limits.max_input_tokens, "the inputs of this request")
         if task == "fill-mask":
             _check_masks(items, ids, params, counter, limits, where)
-    if total > limits.max_input_tokens:
-        raise too_many_tokens(total, limits.max_input_tokens, "the inputs of this request")
     return total
 
 

@@ -6,13 +6,13 @@ uses it (and its normalisation, and its ``max_seq_length``), so embeddings match
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..tokenizer import read_json
 from .base import Task, as_text_list
 
 logger = logging.getLogger(__name__)
@@ -33,13 +33,9 @@ class FeatureExtraction(Task):
 
     def _sentence_max_length(self) -> int | None:
         """sentence-transformers' ``max_seq_length`` (it truncates there), if the bundle came from such a model."""
-        path = self.bundle.path / "sentence_bert_config.json"
-        if not self.bundle_pooling or not path.is_file():
+        if not self.bundle_pooling:
             return None
-        try:
-            value = json.loads(path.read_text(encoding="utf-8")).get("max_seq_length")
-        except (OSError, json.JSONDecodeError):
-            return None
+        value = read_json(self.manifest, self.bundle.path, "sentence_bert_config.json").get("max_seq_length")
         return min(int(value), self.max_sequence_length) if isinstance(value, int) and value > 0 else None
 
     @property
