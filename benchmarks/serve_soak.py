@@ -186,10 +186,10 @@ async def _soak(port: int, corpus: list[tuple[str, bytes, Any]], clients: int, s
     return {**counts, "statuses": statuses, "wrong_examples": wrong_examples}
 
 
-def _start(bundles: list[Path], threads: int | None) -> tuple[subprocess.Popen, int]:
+def _start(bundles: list[Path], threads: int | None, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     """``distilrt serve`` on all bundles at fp32 on an ephemeral port; returns the process and its port."""
     cmd = [sys.executable, "-m", "distilrt.runtime.cli", "serve", *map(str, bundles), "--port", "0",
-           "--max-queue", "4096", "--precision", "fp32", "--provider", "cpu"]
+           "--max-queue", "4096", "--precision", "fp32", "--provider", "cpu", *extra]
     cmd += ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

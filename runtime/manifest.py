@@ -264,11 +264,11 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
             raise bad(name, data[name], "an array of strings")
     for name, entry in data.get("files", {}).items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("bytes"), int):
-            raise bad(f"files.{short(name)}", entry, "an object with sha256 and bytes")
+            raise bad(f"files.{str(name)[:60]}", entry, "an object with sha256 and bytes")
     for section in ("variants", "graphs"):
         for key, fields in (data.get(section) or {}).items():
             if not isinstance(fields, dict):
-                raise bad(f"{section}.{short(key)}", fields, "an object with file, bytes and sha256")
+                raise bad(f"{section}.{str(key)[:60]}", fields, "an object with file, bytes and sha256")
             for name, (kind, wanted) in _VARIANT_TYPES.items():
                 if name in fields and not isinstance(fields[name], kind):
-                    raise bad(f"{section}.{short(key)}.{name}", fields[name], wanted)
+                    raise bad(f"{section}.{str(key)[:60]}.{name}", fields[name], wanted)
