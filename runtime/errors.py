@@ -76,3 +76,7 @@ class TaskMismatchError(InputError):
 
 class MaskTokenMissingError(InputError):
     """A fill-mask text holds no mask token; the message names the model's mask token."""
+
+
+class UnsupportedPrecisionError(InputError):
+    """A precision was asked of an engine or a CPU that cannot run it; the message names what can."""

@@ -6,7 +6,7 @@ import importlib
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import tensorrt as trt
 from .bundle import PRECISION_CHOICES, Bundle, load_bundle
@@ -14,6 +14,7 @@ from .errors import InputError, UnknownNameError
 from .providers import PROVIDERS, ProviderPlan, resolve_providers
 from .registry import TASKS, check_task
 from .engines.base import Engine
+from .engines.choose import choose_engine
 from .engines.onnxruntime import OrtEngine, SessionSettings
 from .tasks.base import Task
 from .tokenizer import TextTokenizer
@@ -84,16 +85,25 @@ def pipeline(
     io_binding: bool | None = None,
     tensorrt_cache_dir: str | Path | None = None,
     disabled_optimizers: Sequence[str] | None = None,
-    streams: int = 1,
+    streams: int | None = None,
 ) -> Any:
     """Load a bundle for ``task`` (None: the bundle's own task) and return the callable task object.
 
-    ``precision``: "auto" (int8 on CPU, fp16 on CUDA/TensorRT, falling back to what the bundle has; when
-    ``provider="auto"`` picked CUDA but CUDA does not load, re-planned for the CPU with a warning),
-    "fp32", "fp16", "int8" (dynamic) or "int8-static" (calibrated QDQ).  ``provider``: "auto" (CUDA if usable, else CPU), "cpu", "cuda" or
-    "tensorrt".  ``batch_size`` bounds how many sequences run together (inputs are length-sorted into
-    batches).  ``threads`` sets ONNX Runtime's intra-op threads (default: physical cores);
-    ``optimization`` its graph optimisation level ("disabled", "basic", "extended", "all").
+    ``precision``: "auto", "fp32", "fp16", "int8" (dynamic), "int8-static" (calibrated QDQ) or "bf16"
+    (OpenVINO only).  ``provider``: "auto", "cpu", "cuda", "tensorrt" (ONNX Runtime) or "openvino".
+    With both "auto", the setting ``distilrt tune`` measured fastest on this host is used, else a
+    default by CPU flags (see :mod:`distilrt.runtime.engines.choose`; ``distilrt info BUNDLE`` says
+    which applies and why).  On ONNX Runtime, precision "auto" is int8 on CPU and fp16 on
+    CUDA/TensorRT, falling back to what the bundle has; when ``provider="auto"`` picked CUDA but CUDA
+    does not load, it is re-planned for the CPU with a warning.  ``batch_size`` bounds how many
+    sequences run together (inputs are length-sorted into batches).  ``threads``: intra-op threads
+    (default: physical cores, or what tuning chose).  ``streams``: bulk calls run this many batches at
+    once (ONNX Runtime: one core each on a shared single-threaded session; OpenVINO: that many streams
+    over ``threads``); default 1, or what tuning chose.  OpenVINO keeps its compiled models under the
+    user cache directory (``$DISTILRT_CACHE_DIR`` overrides it).
+
+    ONNX Runtime only: ``optimization`` is its graph optimisation level ("disabled", "basic",
+    "extended", "all").
     ``optimized_cache=True`` saves ONNX Runtime's optimised graph under ``cache_dir`` (default
     ``<bundle>/.cache``, keyed by the variant's SHA-256) and reuses it on the next start; off by default
     because exported bundles are already fused (see :mod:`distilrt.runtime.cache`).  ``io_binding`` (default: on for GPU providers) keeps inputs
@@ -103,21 +113,32 @@ def pipeline(
     out (default: ``SkipLayerNormFusion`` on CPU, which measures slower there; nothing on GPU; ``()`` keeps
     every rewrite).
 
-    Every model file is checked against the manifest's SHA-256 before ONNX Runtime opens it.
+    Every model file is checked against the manifest's SHA-256 before an engine opens it.
     """
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
     task = bundle.check_task(task)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_threads(streams, name="streams", flag="--streams")
+    choice = choose_engine(bundle, precision=precision, provider=provider)
+    logger.info("engine for %s: %s %s (%s)", bundle.manifest.name, choice.engine, choice.precision, choice.reason)
+    if threads is None and choice.threads is not None:
+        threads = choice.threads
+    if streams is None:
+        streams = choice.streams or 1
+    tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
+                                          model_vocab_size=bundle.vocab_size)
+    if choice.engine == "openvino":
+        session, stream_session = _openvino_engines(bundle, choice.precision, threads=threads, streams=streams)
+        return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size,
+                                streams=streams, stream_session=stream_session if streams > 1 else None)
+
+    provider, precision = choice.provider, choice.precision
     settings = SessionSettings(threads=threads, optimization=optimization, optimized_cache=optimized_cache,
                                cache_dir=Path(cache_dir) if cache_dir else None, io_binding=io_binding,
                                disabled_optimizers=_as_tuple(disabled_optimizers))
-
     plan, chosen, file_precision = _plan(bundle, provider, precision, batch_size=batch_size, device_id=device_id,
                                          tensorrt_cache_dir=tensorrt_cache_dir)
-    tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
-                                          model_vocab_size=bundle.vocab_size)
-    check_threads(streams, name="streams", flag="--streams", allow_none=False)
     if streams > 1 and plan.device != "cpu":
         raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
                          "the device busy: leave streams at 1 and raise batch_size instead")
@@ -137,3 +158,18 @@ def pipeline(
 
     return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size,
                             streams=streams, stream_session=stream_session if streams > 1 else None)
+
+
+def _openvino_engines(bundle: Bundle, precision: str, *, threads: int | None,
+                      streams: int) -> tuple[Engine, Callable[[], Engine]]:
+    from .engines.openvino import OpenVinoEngine
+
+    session = OpenVinoEngine(bundle.path, bundle.manifest, precision, threads=threads, streams=1, hint="latency")
+
+    def stream_session() -> Engine:
+        # One compiled model with ``streams`` streams over the same threads; each stream thread gets its
+        # own infer request, so the batches run side by side.
+        return OpenVinoEngine(bundle.path, bundle.manifest, precision, threads=threads, streams=streams,
+                              hint="throughput")
+
+    return session, stream_session

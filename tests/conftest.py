@@ -6,6 +6,7 @@ Everything is built locally, offline, once per test session.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Per-host state (tuning profiles, compiled-model caches) goes to a fresh directory, never the user's.
+os.environ["DISTILRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="distilrt-test-cache-")
 
 from distilrt.export.standins import FULL, build_standin, tiny
 

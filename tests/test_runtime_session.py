@@ -116,7 +116,7 @@ def test_precision_auto_and_resolved_values(qa_copy: Path, caplog) -> None:
     with pytest.raises(BundleError, match="has no int8 variant; it has: fp32, fp16"):
         pipeline(model=qa_copy, precision="int8", provider="cpu")
     with pytest.raises(UnknownNameError, match="known: auto, fp32, fp16, int8"):
-        pipeline(model=qa_copy, precision="bf16", provider="cpu")
+        pipeline(model=qa_copy, precision="int4", provider="cpu")
 
 
 def test_task_errors(qa_copy: Path) -> None:

@@ -10,19 +10,20 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from ..engines.choose import PRECISION_CHOICES, PROVIDER_CHOICES
 from ..errors import InputError
-from ..registry import PRECISIONS
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
-    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                        help="model variant (auto: int8 on CPU, fp16 on GPU)")
-    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
-                        help="ONNX Runtime execution provider")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="model variant (auto: what `distilrt tune` chose here, else int8 on CPU, fp16 on GPU; "
+                             "bf16 runs on OpenVINO)")
+    parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
+                        help="ONNX Runtime execution provider, or openvino (auto: see `distilrt info BUNDLE`)")
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per model call")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    parser.add_argument("--streams", type=int, default=1,
+    parser.add_argument("--streams", type=int, default=None,
                         help="CPU: run this many batches at a time, one core each (bulk --jsonl work: try "
                              "--streams 2 --batch-size 1 on two cores)")
     parser.add_argument("--jsonl", type=Path, metavar="FILE",

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..registry import PRECISIONS
+from ..engines.choose import PRECISION_CHOICES, PROVIDER_CHOICES
 
 HELP = "serve bundles over HTTP (Hugging Face Inference API and OpenAI embeddings routes, dynamic batching)"
 DESCRIPTION = """\
@@ -50,10 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000; 0 picks a free one)")
-    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                        help="variant to run (default: auto, the best for the provider)")
-    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
-                        help="ONNX Runtime execution provider (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="variant to run (default: auto, what `distilrt tune` chose here or the best for the "
+                             "provider; bf16 runs on OpenVINO)")
+    parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
+                        help="ONNX Runtime execution provider, or openvino (default: auto)")
     parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads per model")
     parser.add_argument("--max-batch-size", type=_positive_int, default=32,
                         help="most inputs per model call; 1 turns dynamic batching off (default: 32)")
