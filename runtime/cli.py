@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "info": "distilrt.runtime.commands.info",
     "eval": "distilrt.runtime.commands.eval",
     "serve": "distilrt.runtime.commands.serve",
+    "tune": "distilrt.runtime.commands.tune",
     "deploy": "distilrt.runtime.commands.deploy",
     "bench": "distilrt.runtime.commands.bench",
 }

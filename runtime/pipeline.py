@@ -129,7 +129,8 @@ def pipeline(
     tokenizer = TextTokenizer.from_bundle(bundle.path, max_length=bundle.manifest.max_sequence_length,
                                           model_vocab_size=bundle.vocab_size)
     if choice.engine == "openvino":
-        session, stream_session = _openvino_engines(bundle, choice.precision, threads=threads, streams=streams)
+        session, stream_session = _openvino_engines(bundle, choice.precision, threads=threads, streams=streams,
+                                                    graph=choice.graph)
         return task_class(task)(bundle=bundle, session=session, tokenizer=tokenizer, batch_size=batch_size,
                                 streams=streams, stream_session=stream_session if streams > 1 else None)
 
@@ -139,6 +140,8 @@ def pipeline(
                                disabled_optimizers=_as_tuple(disabled_optimizers))
     plan, chosen, file_precision = _plan(bundle, provider, precision, batch_size=batch_size, device_id=device_id,
                                          tensorrt_cache_dir=tensorrt_cache_dir)
+    if choice.graph and plan.device == "cpu" and bundle.manifest.variant(choice.graph).precision == chosen:
+        file_precision = choice.graph  # the graph tuning measured fastest here
     if streams > 1 and plan.device != "cpu":
         raise InputError(f"streams={streams} applies to the CPU provider only; on {plan.name} one stream keeps "
                          "the device busy: leave streams at 1 and raise batch_size instead")
@@ -160,16 +163,17 @@ def pipeline(
                             streams=streams, stream_session=stream_session if streams > 1 else None)
 
 
-def _openvino_engines(bundle: Bundle, precision: str, *, threads: int | None,
-                      streams: int) -> tuple[Engine, Callable[[], Engine]]:
+def _openvino_engines(bundle: Bundle, precision: str, *, threads: int | None, streams: int,
+                      graph: str | None = None) -> tuple[Engine, Callable[[], Engine]]:
     from .engines.openvino import OpenVinoEngine
 
-    session = OpenVinoEngine(bundle.path, bundle.manifest, precision, threads=threads, streams=1, hint="latency")
+    session = OpenVinoEngine(bundle.path, bundle.manifest, precision, threads=threads, streams=1, hint="latency",
+                             graph=graph)
 
     def stream_session() -> Engine:
         # One compiled model with ``streams`` streams over the same threads; each stream thread gets its
         # own infer request, so the batches run side by side.
         return OpenVinoEngine(bundle.path, bundle.manifest, precision, threads=threads, streams=streams,
-                              hint="throughput")
+                              hint="throughput", graph=graph)
 
     return session, stream_session

@@ -59,20 +59,27 @@ def bundle_key(manifest: Manifest) -> str:
 
 @dataclass(frozen=True)
 class Setting:
-    """One way to run a bundle: engine, precision, threads per stream-set, streams."""
+    """One way to run a bundle: engine, precision, graph, threads, streams.
+
+    ``graph`` is the manifest key of the file run (``"fp32"`` for the standard file, ``"fp32-flash"``
+    for an extra graph); empty means the engine's default file for the precision.
+    """
 
     engine: str
     precision: str
     threads: int
     streams: int = 1
+    graph: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.engine}/{self.precision}/t{self.threads}/s{self.streams}"
+        graph = f":{self.graph}" if self.graph and self.graph != self.precision else ""
+        return f"{self.engine}/{self.precision}{graph}/t{self.threads}/s{self.streams}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Setting":
-        return cls(str(data["engine"]), str(data["precision"]), int(data["threads"]), int(data.get("streams", 1)))
+        return cls(str(data["engine"]), str(data["precision"]), int(data["threads"]), int(data.get("streams", 1)),
+                   str(data.get("graph") or ""))
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,10 @@ def lookup(manifest: Manifest) -> tuple[TunedEntry | None, str]:
         bulk = Setting.from_dict(entry["choice"]["bulk"]) if entry["choice"].get("bulk") else None
     except (KeyError, TypeError, ValueError) as exc:
         return None, f"ignoring malformed entry for {manifest.name!r} in {path} ({exc}); run `distilrt tune` again"
+    for setting in (latency, bulk):
+        if setting is not None and setting.graph and setting.graph not in {**manifest.variants, **manifest.graphs}:
+            return None, f"ignoring the entry for {manifest.name!r} in {path}: it names graph {setting.graph!r}, " \
+                         "which the bundle does not have; run `distilrt tune` again"
     return TunedEntry(latency, bulk, str(entry.get("tuned_at", "")), path), f"tuned on this host ({path})"
 
 

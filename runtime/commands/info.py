@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"              {_agreement_line(agreement)}")
         print(f"              {json.dumps(variant.details, sort_keys=True)[:200]}")
     print(f"providers   {', '.join(ort.get_available_providers())} (onnxruntime {ort.__version__})")
+    print(f"openvino    {_openvino_line()}")
+    print(f"auto        {_auto_line(args.bundle)}")
     return 0
 
 
@@ -58,3 +60,28 @@ def _agreement_line(figures: dict) -> str:
     verdict = "meets target" if figures.get("target_met") else "MISSES target " + ", ".join(
         f"{name} >= {bound}" for name, bound in targets.items() if name in figures.get("missed", ()))
     return f"vs PyTorch fp32 on {figures.get('items', '?')} evaluation items: {parts}; {verdict}"
+
+
+def _openvino_line() -> str:
+    from importlib import metadata
+
+    from ..engines import openvino as ov_engine
+
+    if not ov_engine.available():
+        return "not installed (pip install 'distilrt[openvino]' adds provider='openvino')"
+    bf16 = "bf16 native (AMX-BF16 / AVX-512-BF16)" if ov_engine.has_native_bf16() else "no native bf16 on this CPU"
+    return f"{metadata.version('openvino')}, {bf16}"
+
+
+def _auto_line(bundle: Path) -> str:
+    """Which engine precision="auto", provider="auto" uses for this bundle here, and why."""
+    from ..bundle import load_bundle
+    from ..engines.choose import choose_engine
+
+    choice = choose_engine(load_bundle(bundle), precision="auto", provider="auto")
+    what = f"{choice.engine} {choice.precision if choice.precision != 'auto' else '(precision auto)'}"
+    if choice.threads:
+        what += f", {choice.threads} threads"
+    if choice.streams and choice.streams > 1:
+        what += f", {choice.streams} streams for bulk calls"
+    return f"{what} [{choice.source}] — {choice.reason}"

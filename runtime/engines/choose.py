@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bundle import Bundle
+from ..bundle import Bundle, misses_target
 from ..errors import UnknownNameError, UnsupportedPrecisionError
 from ..hostinfo import cpu_flags
 from ..registry import PRECISIONS
@@ -42,11 +42,12 @@ class EngineChoice:
     source: str  # "request", "profile" or "default"
     threads: int | None = None  # from the profile
     streams: int | None = None  # from the profile (bulk work)
+    graph: str | None = None  # from the profile: the manifest key of the file to run
 
 
 def _usable_int8_static(bundle: Bundle) -> bool:
     variant = bundle.manifest.variants.get(ov_engine.STATIC_INT8)
-    return variant is not None and variant.details.get("target_met") is not False
+    return variant is not None and not misses_target(variant)
 
 
 def _cuda_usable() -> bool:
@@ -104,11 +105,12 @@ def choose_engine(bundle: Bundle, *, precision: str, provider: str, use_profile:
             entry, why = lookup(bundle.manifest)
             if entry is not None:
                 setting = entry.latency
-                streams = entry.bulk.streams if entry.bulk and (entry.bulk.engine, entry.bulk.precision) == (
-                    setting.engine, setting.precision) else None
+                same = entry.bulk and (entry.bulk.engine, entry.bulk.precision, entry.bulk.graph) == (
+                    setting.engine, setting.precision, setting.graph)
+                streams = entry.bulk.streams if same and entry.bulk else None
                 return EngineChoice(setting.engine, setting.precision,
                                     "openvino" if setting.engine == "openvino" else "cpu", why, "profile",
-                                    threads=setting.threads, streams=streams)
+                                    threads=setting.threads, streams=streams, graph=setting.graph or None)
             default = default_choice(bundle)
             return EngineChoice(default.engine, default.precision, default.provider,
                                 f"{why}; default: {default.reason}", "default")

@@ -105,13 +105,13 @@ def compile_config(*, precision: str, threads: int, streams: int, hint: str, cac
 
 
 class OpenVinoEngine(Engine):
-    """A verified ONNX file compiled by OpenVINO for the CPU."""
+    """A verified ONNX file compiled by OpenVINO for the CPU (``graph`` picks an extra graph of the precision)."""
 
     name = NAME
 
     def __init__(self, directory: Path, manifest: Manifest, precision: str, *, threads: int | None = None,
                  streams: int = 1, hint: str | None = None, cache: bool = True,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, graph: str | None = None) -> None:
         if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
             raise InputError(f"streams must be a positive integer, got {streams!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -120,7 +120,8 @@ class OpenVinoEngine(Engine):
         self.threads = threads or physical_cores()
         self.streams = streams
         self.hint = hint or ("latency" if streams == 1 else "throughput")
-        variant_name = VARIANT_FOR.get(precision, precision)
+        # ``graph``: the manifest key of another file of the same precision (an extra graph).
+        variant_name = graph or VARIANT_FOR.get(precision, precision)
         ov = load_openvino()
         # Validate the request (precision, CPU support) before the file is hashed.
         config = compile_config(precision=precision, threads=self.threads, streams=streams, hint=self.hint,

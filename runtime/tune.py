@@ -1,0 +1,242 @@
+"""``distilrt tune``: time every way this host can run a bundle, keep the fastest per workload.
+
+Candidates are engine x precision x threads/streams: ONNX Runtime on the CPU with the bundle's
+dynamic int8 and fp32 files; OpenVINO (when installed) with bf16 (on CPUs with AMX-BF16 or
+AVX-512-BF16, else f32), the static int8 file and the dynamic int8 file where it compiles.  Each
+bundle file is one graph; a bundle that carries extra graphs per precision gets them timed the same way.
+Candidates whose recorded fidelity misses its target are left out: an int8 variant whose export
+agreement missed (``target_met`` false in the manifest), or an OpenVINO candidate whose top-1
+agreement with ONNX Runtime fp32 on the timing inputs is below :data:`MIN_TOP1`.
+
+Workloads: 1x128, 1x384, 8x128 single calls (tokens capped at the model's maximum), and a bulk run of
+mixed lengths in length-sorted batches, where candidates with several streams run batches side by
+side.  Every workload is timed round-robin over the candidates, fastest of N turns, with a pause before
+each turn so that no engine's spinning threads slow the next (:mod:`distilrt.runtime.engines.timing`).
+N follows from the time budget.  The winners go to this host's profile (:mod:`distilrt.runtime.profile`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle, misses_target
+from .engines import openvino as ov_engine
+from .engines.base import Engine
+from .engines.onnxruntime import OrtEngine, SessionSettings
+from .engines.timing import SPIN_PAUSE_S, random_token_feeds, time_round_robin
+from .errors import DistilrtError, InputError
+from .hostinfo import physical_cores
+from .profile import Setting, write_entry
+from .providers import resolve_providers
+
+logger = logging.getLogger(__name__)
+
+LATENCY_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (1, 384), (8, 128))
+#: The bulk workload: this many sequences of mixed lengths, in batches of BULK_BATCH.
+BULK_SEQUENCES = 32
+BULK_BATCH = 8
+#: Least top-1 agreement (per position, last axis) with ONNX Runtime fp32 for an OpenVINO candidate.
+MIN_TOP1 = 0.99
+MAX_REPEATS = 15
+DEFAULT_BUDGET_S = 120.0
+
+
+@dataclass
+class Candidate:
+    setting: Setting
+    make: Callable[[], Engine]
+    engine: Engine | None = None
+    fidelity: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TuneResult:
+    """What ``tune`` measured: ms per workload per candidate, the winners, what was left out and why."""
+
+    workloads: dict[str, dict[str, float]]
+    latency: Setting
+    bulk: Setting | None
+    skipped: dict[str, str]
+    fidelity: dict[str, dict[str, Any]]
+    repeats: int
+    seconds: float
+    profile: Path
+
+
+def _graphs(bundle: Bundle, precision: str) -> tuple[dict[str, str], str | None]:
+    """The manifest keys of every usable graph of ``precision`` (graph name -> key), or why there is none."""
+    choices = bundle.manifest.graph_choices(precision)
+    if not choices:
+        return {}, "bundle has no such variant"
+    usable = {graph: key for graph, key in choices.items() if not misses_target(bundle.manifest.variant(key))}
+    return usable, None if usable else "its agreement missed the target at export"
+
+
+def candidates(bundle: Bundle, *, cores: int | None = None) -> tuple[list[Candidate], dict[str, str]]:
+    """Every setting this bundle and the installed engines allow here, and the ones left out with why."""
+    cores = cores or physical_cores()
+    plan = resolve_providers("cpu")
+    found: list[Candidate] = []
+    skipped: dict[str, str] = {}
+    stream_counts = sorted({1, cores})
+
+    for precision in ("int8", "fp32"):
+        graphs, why = _graphs(bundle, precision)
+        if why:
+            skipped[f"onnxruntime/{precision}"] = why
+        for key in graphs.values():
+            for streams in stream_counts:
+                # ORT streams: one core each, on one single-threaded session shared by the stream threads.
+                threads = cores if streams == 1 else 1
+                setting = Setting("onnxruntime", precision, cores, streams, key)
+                found.append(Candidate(setting, lambda p=precision, t=threads, k=key: OrtEngine(
+                    bundle.path, bundle.manifest, p, plan, SessionSettings(threads=t), file_precision=k)))
+    skipped["onnxruntime/int8-static"] = "ONNX Runtime's CPU kernels for QDQ graphs are the slow ones; OpenVINO runs it"
+    if not ov_engine.available():
+        skipped["openvino"] = "openvino is not installed (pip install 'distilrt[openvino]')"
+        return found, skipped
+    float_precision = "bf16" if ov_engine.has_native_bf16() else "fp32"
+    if float_precision == "fp32":
+        skipped["openvino/bf16"] = "CPU has no AMX-BF16 / AVX-512-BF16"
+    for precision in (float_precision, ov_engine.STATIC_INT8, "int8"):
+        graphs, why = _graphs(bundle, ov_engine.VARIANT_FOR[precision])
+        if why:
+            skipped[f"openvino/{precision}"] = why
+        for key in graphs.values():
+            for streams in stream_counts:
+                setting = Setting("openvino", precision, cores, streams, key)
+                found.append(Candidate(setting, lambda p=precision, s=streams, k=key: ov_engine.OpenVinoEngine(
+                    bundle.path, bundle.manifest, p, threads=cores, streams=s, graph=k)))
+    return found, skipped
+
+
+def _bulk_batches(input_names: list[str], *, vocab: int, max_len: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
+    """Mixed-length sequences in length-sorted, padded batches, as a task would feed them."""
+    rng = np.random.default_rng(seed)
+    lengths = sorted(int(x) for x in rng.integers(16, max(17, min(max_len, 384)), BULK_SEQUENCES))
+    batches = []
+    for start in range(0, len(lengths), BULK_BATCH):
+        chunk = lengths[start:start + BULK_BATCH]
+        width = chunk[-1]
+        ids = rng.integers(5, max(vocab, 6), (len(chunk), width), dtype=np.int64)
+        mask = (np.arange(width)[None, :] < np.asarray(chunk)[:, None]).astype(np.int64)
+        raw = {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        batches.append({name: raw[name] for name in input_names if name in raw})
+    return batches
+
+
+def _fidelity(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, float]:
+    agree, total, rel = 0, 0, 0.0
+    for name, ref in want.items():
+        out = got[name]
+        if ref.ndim >= 2:
+            agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
+            total += int(np.prod(ref.shape[:-1]))
+        rel = max(rel, float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    return {"top1_agreement": agree / total if total else 1.0, "max_rel_diff": rel}
+
+
+def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: int | None = None,
+         write: bool = True) -> TuneResult:
+    """Time this bundle's candidates on this host and record the winners (see the module docstring)."""
+    if not isinstance(budget_s, (int, float)) or isinstance(budget_s, bool) or budget_s <= 0:
+        raise InputError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    started = time.perf_counter()
+    bundle = load_bundle(bundle_dir)
+    if "fp32" not in bundle.manifest.variants:
+        raise InputError(f"bundle {bundle.manifest.name!r} has no fp32 variant, which tune needs as the reference; "
+                         "re-export it with fp32")
+    found, skipped = candidates(bundle, cores=cores)
+    reference = OrtEngine(bundle.path, bundle.manifest, "fp32", resolve_providers("cpu"))
+    vocab, max_len = bundle.vocab_size or 1000, bundle.manifest.max_sequence_length
+    shapes = {f"{b}x{min(s, max_len)}": (b, min(s, max_len)) for b, s in LATENCY_SHAPES}
+    feeds = dict(zip(shapes, random_token_feeds(reference.input_names, tuple(shapes.values()), vocab_size=vocab)))
+    bulk = _bulk_batches(reference.input_names, vocab=vocab, max_len=max_len)
+    check = feeds[next(iter(shapes))]
+    want = reference.run(check)
+    del reference
+
+    kept: list[Candidate] = []
+    fidelity: dict[str, dict[str, Any]] = {}
+    for candidate in found:
+        label = candidate.setting.label
+        try:
+            candidate.engine = candidate.make()
+        except DistilrtError as exc:
+            skipped[label] = str(exc).split(";")[0]
+            continue
+        if candidate.setting.engine == "openvino":
+            candidate.fidelity = _fidelity(candidate.engine.run(check), want)
+            fidelity[label] = candidate.fidelity
+            if candidate.fidelity["top1_agreement"] < MIN_TOP1:
+                skipped[label] = (f"top-1 agreement with ONNX Runtime fp32 {candidate.fidelity['top1_agreement']:.3f}"
+                                  f" < {MIN_TOP1}")
+                candidate.engine = None
+                continue
+        kept.append(candidate)
+    if not kept:
+        raise InputError(f"no candidate to time for {bundle.manifest.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+
+    def single(engine: Engine, feed: dict[str, np.ndarray]) -> Callable[[], Any]:
+        return lambda: engine.run(feed)
+
+    pools: list[ThreadPoolExecutor] = []
+
+    def bulk_call(candidate: Candidate) -> Callable[[], Any]:
+        engine, streams = candidate.engine, candidate.setting.streams
+        assert engine is not None
+        if streams == 1:
+            return lambda: [engine.run(batch) for batch in bulk]
+        pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="distilrt-tune")
+        pools.append(pool)
+        return lambda: list(pool.map(engine.run, reversed(bulk)))
+
+    latency_kept = [c for c in kept if c.setting.streams == 1]
+    workloads: dict[str, dict[str, Callable[[], Any]]] = {
+        name: {c.setting.label: single(c.engine, feed) for c in latency_kept}  # type: ignore[arg-type]
+        for name, feed in feeds.items()}
+    workloads["bulk"] = {c.setting.label: bulk_call(c) for c in kept}
+    # One warm-up pass of everything tells what a round costs; the budget sets how many rounds fit.
+    probe = time.perf_counter()
+    for calls in workloads.values():
+        for call in calls.values():
+            call()
+    round_s = time.perf_counter() - probe + SPIN_PAUSE_S * sum(len(c) for c in workloads.values())
+    remaining = budget_s - (time.perf_counter() - started)
+    repeats = max(1, min(MAX_REPEATS, math.floor(remaining / max(round_s, 1e-6))))
+    deadline = started + budget_s
+    try:
+        measured = {name: time_round_robin(calls, repeats=repeats, warmup=0, deadline=deadline)
+                    for name, calls in workloads.items()}
+    finally:
+        for pool in pools:
+            pool.shutdown()
+
+    def geomean_ratio(label: str) -> float:
+        names = [n for n in measured if n != "bulk"]
+        return math.exp(sum(math.log(measured[n][label] / min(measured[n].values())) for n in names) / len(names))
+
+    by_label = {c.setting.label: c.setting for c in kept}
+    latency = by_label[min((c.setting.label for c in latency_kept), key=geomean_ratio)]
+    bulk_winner = by_label[min(measured["bulk"], key=measured["bulk"].__getitem__)]
+    seconds = time.perf_counter() - started
+    rounded = {name: {label: round(ms, 3) for label, ms in per.items()} for name, per in measured.items()}
+    path = Path()
+    if write:
+        path = write_entry(bundle.manifest, latency=latency, bulk=bulk_winner, workloads=rounded,
+                           extra={"skipped": skipped, "fidelity": fidelity, "repeats": repeats,
+                                  "budget_s": budget_s, "seconds": round(seconds, 1),
+                                  "method": f"fastest of {repeats} round-robin turns, {SPIN_PAUSE_S * 1000:.0f} ms "
+                                            "pause before each; ms per call (bulk: per pass over "
+                                            f"{BULK_SEQUENCES} mixed-length sequences in batches of {BULK_BATCH})"})
+    logger.info("tuned %s in %.1f s: latency %s, bulk %s", bundle.manifest.name, seconds, latency.label,
+                bulk_winner.label)
+    return TuneResult(rounded, latency, bulk_winner, skipped, fidelity, repeats, seconds, path)

@@ -1,0 +1,185 @@
+"""Per-host tuning: the profile's key, write/read and fallbacks, the default choice, and `distilrt tune`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from distilrt.runtime import load_bundle, pipeline
+from distilrt.runtime import profile as prof
+from distilrt.runtime.bundle import Bundle
+from distilrt.runtime.engines import choose
+from distilrt.runtime.engines import openvino as ov_engine
+from distilrt.runtime.errors import UnknownNameError, UnsupportedPrecisionError
+from distilrt.runtime.hostinfo import physical_cores
+from distilrt.runtime.manifest import Variant
+
+AMX = {"avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
+AVX2 = {"avx2", "fma"}
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DISTILRT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture()
+def qa_copy(make_bundle, tmp_path: Path) -> Path:
+    target = tmp_path / "qa"
+    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
+    return target
+
+
+def with_static_int8(bundle: Bundle, *, target_met: bool = True) -> Bundle:
+    variants = dict(bundle.manifest.variants)
+    variants["int8-static"] = Variant("int8-static", "onnx/model_qdq.onnx", 1, "0" * 64,
+                                      details={"target_met": target_met})
+    return replace(bundle, manifest=replace(bundle.manifest, variants=variants))
+
+
+# -- the profile -------------------------------------------------------------------------------------
+
+def test_host_key_follows_what_timings_depend_on(cache: Path) -> None:
+    facts = prof.host_facts()
+    assert {"cpu", "flags", "physical_cores", "versions"} <= set(facts) and "onnxruntime" in facts["versions"]
+    assert prof.host_key(facts) == prof.host_key(json.loads(json.dumps(facts)))
+    for change in ({"cpu": "another CPU"}, {"physical_cores": facts["physical_cores"] + 1},
+                   {"flags": sorted(set(facts["flags"]) ^ {"amx_bf16"})},
+                   {"versions": {**facts["versions"], "onnxruntime": "0.0.1"}}):
+        assert prof.host_key({**facts, **change}) != prof.host_key(facts), change
+    assert prof.profile_path().parent == cache / "profiles"
+
+
+def test_profile_write_read_and_every_fallback(qa_copy: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = load_bundle(qa_copy).manifest
+    entry, why = prof.lookup(manifest)
+    assert entry is None and "no tuning profile for this host" in why
+    latency = prof.Setting("openvino", "bf16", 2, 1)
+    bulk = prof.Setting("openvino", "bf16", 2, 2)
+    path = prof.write_entry(manifest, latency=latency, bulk=bulk, workloads={"1x128": {latency.label: 1.0}})
+    assert path.parent == cache / "profiles" and path.is_file()
+    entry, why = prof.lookup(manifest)
+    assert entry is not None and entry.latency == latency and entry.bulk == bulk and "tuned on this host" in why
+    # a second bundle's entry sits beside the first
+    other = replace(manifest, variants={k: replace(v, sha256="f" * 64) for k, v in manifest.variants.items()})
+    assert prof.lookup(other)[0] is None and "re-exported" in prof.lookup(other)[1]
+    prof.write_entry(other, latency=bulk, bulk=None, workloads={})
+    assert prof.lookup(manifest)[0].latency == latency and prof.lookup(other)[0].bulk is None
+    # stale: another onnxruntime version (or CPU) gives another key, so this profile is not found
+    real = prof.host_facts()
+    monkeypatch.setattr(prof, "host_facts", lambda: {**real, "versions": {**real["versions"], "onnxruntime": "9.9"}})
+    assert prof.lookup(manifest)[0] is None
+    monkeypatch.setattr(prof, "host_facts", lambda: real)
+    # unreadable, other format or malformed entries are ignored, never trusted
+    data = json.loads(path.read_text())
+    data["bundles"][prof.bundle_key(manifest)]["choice"]["latency"] = {"engine": "openvino"}
+    path.write_text(json.dumps(data))
+    assert prof.lookup(manifest)[0] is None and "malformed" in prof.lookup(manifest)[1]
+    path.write_text(json.dumps({**data, "format": 99}))
+    assert prof.lookup(manifest)[0] is None
+    path.write_text("{not json")
+    assert prof.lookup(manifest)[0] is None
+
+
+# -- choosing the engine -----------------------------------------------------------------------------
+
+def test_default_choice_by_cpu_flags(qa_copy: Path) -> None:
+    bundle = load_bundle(qa_copy)
+    static = with_static_int8(bundle)
+    pick = choose.default_choice(static, flags=AMX, openvino=True, cuda=False)
+    assert (pick.engine, pick.precision, pick.source) == ("openvino", "int8-static", "default")
+    # no regression elsewhere: ONNX Runtime as before (precision auto -> int8 on CPU, fp16 on CUDA)
+    assert choose.default_choice(static, flags=AVX2, openvino=True, cuda=False).engine == "onnxruntime"
+    assert "no AMX-BF16" in choose.default_choice(static, flags=AVX2, openvino=True, cuda=False).reason
+    assert "not installed" in choose.default_choice(static, flags=AMX, openvino=False, cuda=False).reason
+    assert choose.default_choice(static, flags=AMX, openvino=True, cuda=True).engine == "onnxruntime"
+    no_static = choose.default_choice(bundle, flags=AMX, openvino=True, cuda=False)
+    assert no_static.engine == "onnxruntime" and "no static int8" in no_static.reason
+    missed = choose.default_choice(with_static_int8(bundle, target_met=False), flags=AMX, openvino=True, cuda=False)
+    assert missed.engine == "onnxruntime"
+
+
+def test_explicit_requests(qa_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = load_bundle(qa_copy)
+    assert choose.choose_engine(bundle, precision="bf16", provider="auto").engine == "openvino"
+    assert choose.choose_engine(bundle, precision="int8", provider="cpu").engine == "onnxruntime"
+    monkeypatch.setattr(ov_engine, "cpu_flags", lambda: AVX2)
+    assert choose.choose_engine(bundle, precision="auto", provider="openvino").precision == "fp32"
+    monkeypatch.setattr(ov_engine, "cpu_flags", lambda: AMX)
+    assert choose.choose_engine(bundle, precision="auto", provider="openvino").precision == "bf16"
+    assert choose.choose_engine(with_static_int8(bundle), precision="auto", provider="openvino").precision == "int8-static"
+    with pytest.raises(UnsupportedPrecisionError, match="runs on OpenVINO only"):
+        choose.choose_engine(bundle, precision="bf16", provider="tensorrt")
+    with pytest.raises(UnknownNameError, match="known: auto, cpu, cuda, tensorrt, openvino"):
+        choose.choose_engine(bundle, precision="auto", provider="gpu")
+
+
+def test_auto_follows_the_profile_and_info_says_why(qa_copy: Path, cache: Path, capsys) -> None:
+    from distilrt.runtime.cli import main
+
+    assert main(["info", str(qa_copy)]) == 0
+    assert "[default]" in capsys.readouterr().out
+    manifest = load_bundle(qa_copy).manifest
+    prof.write_entry(manifest, latency=prof.Setting("onnxruntime", "fp32", 1, 1),
+                     bulk=prof.Setting("onnxruntime", "fp32", 2, 2), workloads={})
+    qa = pipeline(model=qa_copy)
+    assert qa.precision == "fp32" and qa.session.describe().threads == 1 and qa.streams == 2
+    assert pipeline(model=qa_copy, streams=1).streams == 1  # an explicit argument wins
+    assert pipeline(model=qa_copy, precision="int8").precision == "int8"  # the profile answers auto/auto only
+    assert main(["info", str(qa_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime fp32, 1 threads, 2 streams for bulk calls [profile]" in out
+
+
+# -- distilrt tune -----------------------------------------------------------------------------------
+
+def test_tune_measures_records_and_auto_uses_it(qa_copy: Path, cache: Path, capsys) -> None:
+    from distilrt.runtime.cli import main
+    from distilrt.runtime.tune import tune
+
+    result = tune(qa_copy, budget_s=4)
+    assert set(result.workloads) == {"1x128", "1x384", "8x128", "bulk"}
+    labels = set(result.workloads["bulk"])
+    cores = physical_cores()
+    assert {f"onnxruntime/int8/t{cores}/s1", f"onnxruntime/fp32/t{cores}/s1"} <= labels
+    assert all(ms > 0 for per in result.workloads.values() for ms in per.values())
+    assert all(set(result.workloads[n]) <= labels for n in ("1x128", "1x384", "8x128"))
+    assert result.latency.streams == 1 and result.latency.label in result.workloads["1x128"]
+    assert result.bulk is not None and result.bulk.label in labels
+    if ov_engine.available():
+        assert any(label.startswith("openvino/") for label in labels)
+        assert all(f["top1_agreement"] >= 0.99 for f in result.fidelity.values())
+    assert result.skipped["onnxruntime/int8-static"]
+    graphs = {s.graph for s in map(prof.Setting.from_dict, [{"engine": "x", "precision": "fp32", "threads": 1,
+                                                             "graph": label.split("/")[1].partition(":")[2]}
+                                                            for label in labels])}
+    assert {"fp32-flash", "fp32-fused"} <= graphs  # the bundle's extra graphs are candidates too
+    entry, _ = prof.lookup(load_bundle(qa_copy).manifest)
+    assert entry is not None and entry.latency == result.latency and entry.bulk == result.bulk
+    recorded = json.loads(result.profile.read_text())["bundles"][prof.bundle_key(load_bundle(qa_copy).manifest)]
+    assert recorded["workloads"] == result.workloads and "round-robin" in recorded["method"]
+    qa = pipeline(model=qa_copy)
+    assert (qa.session.describe().engine, qa.precision) == (result.latency.engine, result.latency.precision)
+    assert main(["tune", str(qa_copy), "--budget-s", "0"]) == 2
+    assert "budget_s must be a positive number" in capsys.readouterr().err
+
+
+def test_tune_leaves_out_candidates_that_miss_fidelity(qa_copy: Path, cache: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from distilrt.runtime import tune as tuning
+
+    manifest = json.loads((qa_copy / "manifest.json").read_text())
+    manifest["variants"]["int8"]["details"]["target_met"] = False
+    (qa_copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(tuning, "MIN_TOP1", 1.01)  # no OpenVINO candidate can agree that well
+    result = tuning.tune(qa_copy, budget_s=2, write=False)
+    labels = set(result.workloads["bulk"])
+    assert labels and all(label.startswith(("onnxruntime/fp32/", "onnxruntime/fp32:")) for label in labels)
+    assert "missed the target" in result.skipped["onnxruntime/int8"]
+    if ov_engine.available():
+        assert any("top-1 agreement" in why for label, why in result.skipped.items() if label.startswith("openvino/"))
