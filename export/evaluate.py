@@ -140,11 +140,9 @@ def _run_torch(checkpoint: Checkpoint, evalset: EvalSet) -> list[dict[str, np.nd
 
 
 def _run_onnx(path: Path, evalset: EvalSet) -> list[dict[str, np.ndarray]]:
-    import onnxruntime as ort
+    from distilrt.runtime.engines.onnxruntime import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = create_session(path)  # the CPU session the runtime builds
     names = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
 

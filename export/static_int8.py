@@ -178,11 +178,10 @@ def quantised_operators(model: Any) -> list[tuple[str, list[int]]]:
 def rank_sensitivity(qdq_path: Path, plain: Path, feeds: list[dict[str, np.ndarray]]) -> list[tuple[str, float]]:
     """Operators of ``qdq_path``, most sensitive first, with the relative output error each adds alone."""
     import onnx
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    reference_session = ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
+    from distilrt.runtime.engines.onnxruntime import create_session
+
+    reference_session = create_session(plain)
     references = [reference_session.run(None, feed) for feed in feeds]
     model = onnx.load(str(qdq_path))
     producers = {output: node for node in model.graph.node for output in node.output}
@@ -196,7 +195,7 @@ def rank_sensitivity(qdq_path: Path, plain: Path, feeds: list[dict[str, np.ndarr
             for index in indices:
                 node.input[index] = original[other][index] if other == name else \
                     producers[producers[original[other][index]].input[0]].input[0]
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = create_session(model.SerializeToString())
         total = 0.0
         for feed, ref in zip(feeds, references):
             got = session.run(None, feed)

@@ -182,41 +182,23 @@ def test_cli_runs_on_openvino(make_bundle, capsys) -> None:
     assert "runs on OpenVINO only" in capsys.readouterr().err
 
 
-@pytest.mark.skipif("int8-static" not in __import__("distilrt.runtime.registry", fromlist=["PRECISIONS"]).PRECISIONS,
-                    reason="bundles carry no static int8 (QDQ) variant in this version")
-def test_openvino_runs_a_static_int8_qdq_graph(qa_copy: Path) -> None:
-    """A calibrated QDQ graph (ONNX Runtime's quantize_static, as a bundle's static int8 file) on OpenVINO."""
-    import hashlib
-    import json
-
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
+def test_openvino_runs_the_static_int8_qdq_variant(qa_copy: Path) -> None:
     bundle = load_bundle(qa_copy)
+    if "int8-static" not in bundle.manifest.variants:
+        pytest.skip("export kept no static int8 variant for this bundle")
     reference = OrtEngine(bundle.path, bundle.manifest, "fp32", resolve_providers("cpu"))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([random_feeds(reference, bundle.vocab_size or 1000, seed=s) for s in range(4)])
-
-        def get_next(self):  # noqa: ANN202
-            return next(self.items, None)
-
-    target = qa_copy / "onnx" / "model_qdq.onnx"
-    quantize_static(str(qa_copy / "onnx" / "model.onnx"), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=["MatMul"])
-    manifest = json.loads((qa_copy / "manifest.json").read_text())
-    manifest["variants"]["int8-static"] = {"file": "onnx/model_qdq.onnx", "bytes": target.stat().st_size,
-                                           "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-                                           "parity": {}, "details": {"target_met": True}}
-    (qa_copy / "manifest.json").write_text(json.dumps(manifest))
     qa = pipeline(model=qa_copy, precision="int8-static", provider="openvino")
-    assert qa.session.describe().file == "model_qdq.onnx"
-    feeds = random_feeds(reference, bundle.vocab_size or 1000, seed=9)
-    got, want = qa.session.run(feeds), reference.run(feeds)
-    assert all(np.isfinite(v).all() for v in got.values())
-    # int8 is judged by agreement, not closeness: the best span start of every sequence
-    agree = np.mean([(got[n].argmax(-1) == want[n].argmax(-1)).mean() for n in want])
-    assert agree >= 2 / 3, agree
+    info = qa.session.describe()
+    assert info.file == "model_qdq.onnx" and info.engine == "openvino"
+    assert info.details["inference_precision"] == ("bf16" if ov_engine.has_native_bf16() else "f32")
+    agree = []
+    for seed in range(3):
+        feeds = random_feeds(reference, bundle.vocab_size or 1000, seed=seed)
+        got, want = qa.session.run(feeds), reference.run(feeds)
+        assert all(np.isfinite(v).all() for v in got.values())
+        # int8 is judged by agreement, not closeness: the best-scoring position of each sequence
+        agree += [float((got[n].argmax(-1) == want[n].argmax(-1)).mean()) for n in want]
+    assert np.mean(agree) >= 0.75, agree
     if ov_engine.has_native_bf16():  # the untuned default on AMX hosts with openvino: OpenVINO static int8
-        assert pipeline(model=qa_copy).session.describe().engine == "openvino"
+        auto = pipeline(model=qa_copy)
+        assert (auto.session.describe().engine, auto.precision) == ("openvino", "int8-static")
