@@ -10,8 +10,8 @@ Client and server share the machine; the figures compare systems on one machine,
     python -m distilrt.benchmarks.deploy_load --model minilm-embed
 
 Systems: serve (one process, --threads = cores), triton (tritonserver from the nvidia-pytriton wheel, one
-python-backend instance with --threads = cores), ray (a local Ray instance, one replica per core, one
-thread each).  Writes benchmarks/results/deploy_load-<model>.json and .md.
+python-backend instance with --threads = cores), triton-instances (one instance per core, one thread
+each), ray (a local Ray instance, one replica per core, one thread each).  Writes benchmarks/results/deploy_load-<model>.json and .md.
 """
 
 from __future__ import annotations
@@ -147,17 +147,20 @@ def _triton_answer(payload: bytes) -> Any:
     return json.loads(json.loads(payload)["outputs"][0]["data"][0])
 
 
-def run_triton(bundle: Path, name: str, bodies: list[bytes], expected: list[Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_triton(bundle: Path, name: str, bodies: list[bytes], expected: list[Any], args: argparse.Namespace, *,
+               instances: int = 1) -> list[dict[str, Any]]:
     from distilrt.runtime.deploy.triton import TritonOptions, write_triton_repository
     from distilrt.runtime.deploy.triton_local import local_triton
 
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="distilrt-triton-") as tmp:
         options = TritonOptions(max_batch_size=args.max_batch_size, max_queue_delay_us=int(args.max_wait_ms * 1000),
-                                precision="fp32", provider="cpu", threads=os.cpu_count(), link=True)
+                                precision="fp32", provider="cpu", threads=max(1, cores // instances),
+                                instances=instances, link=True)
         write_triton_repository([bundle], Path(tmp) / "repo", options=options)
         with local_triton(Path(tmp) / "repo", Path(tmp) / "work", timeout_s=300) as server:
             return _run_points(server.http_port, f"/v2/models/{name}/infer", [_triton_body(b) for b in bodies],
-                               expected, _triton_answer, args, "triton")
+                               expected, _triton_answer, args, f"triton x{instances}")
 
 
 def run_ray(bundle: Path, name: str, bodies: list[bytes], expected: list[Any], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -182,7 +185,13 @@ def run_ray(bundle: Path, name: str, bodies: list[bytes], expected: list[Any], a
         ray.shutdown()
 
 
-SYSTEMS = {"serve": run_serve, "triton": run_triton, "ray": run_ray}
+SYSTEMS: dict[str, Callable[..., list[dict[str, Any]]]] = {
+    "serve": run_serve,
+    "triton": run_triton,
+    # one python-backend instance (a stub process) per core, one thread each: the same split as ray's replicas
+    "triton-instances": lambda *a: run_triton(*a, instances=os.cpu_count() or 1),
+    "ray": run_ray,
+}
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -192,8 +201,9 @@ def _markdown(report: dict[str, Any]) -> str:
              f"{m.get('load_average_before')}", "",
              f"Closed loop, {s['seconds']} s per point (cap {s['max_requests']}), {s['bodies']} seeded bodies, fp32, "
              f"batches of up to {s['max_batch_size']} with {s['max_wait_ms']} ms wait. serve: 1 process x "
-             f"{m['logical_cores']} threads; triton: 1 python-backend instance x {m['logical_cores']} threads; ray: "
-             f"{m['logical_cores']} replicas x 1 thread. Client and server share the machine.", "",
+             f"{m['logical_cores']} threads; triton: 1 python-backend instance x {m['logical_cores']} threads; "
+             f"triton-instances: {m['logical_cores']} instances x 1 thread; ray: {m['logical_cores']} replicas x 1 "
+             "thread. Client and server share the machine.", "",
              "| system | clients | requests | verified | errors | throughput (req/s) | p50 (ms) | p99 (ms) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for system, rows in report["results"].items():
