@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-PEERS = ("torch-fp32", "torch-int8", "optimum-fp32", "optimum-int8")
-SYSTEM_ORDER = ("torch-fp32", "torch-int8", "optimum-fp32", "optimum-int8", "distilrt-fp32", "distilrt-fp16",
-                "distilrt-int8")
+PEERS = ("torch-fp32", "torch-int8", "torch-bf16", "optimum-fp32", "optimum-int8", "openvino-default",
+         "openvino-int8")
+SYSTEM_ORDER = (*PEERS, "distilrt-fp32", "distilrt-fp16", "distilrt-int8")
 
 
 def _index(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -151,11 +151,13 @@ def markdown(result: dict[str, Any]) -> str:
                         f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS) + f" | {eff} |")
             lines.append("")
     if result.get("kernel"):
-        lines += ["## Session-only efficiency (ORT session on the ONNX file, no tokenizer)", "",
+        lines += ["## Session only (the model alone, no tokenizer: ONNX Runtime for distilrt's and optimum's files, "
+                  "OpenVINO's compiled model, PyTorch bf16 forward)", "",
                   "| graph | precision | shape | p50 ms | matmul GOP | efficiency |", "|---|---|---|---|---|---|"]
         for k in result["kernel"]:
+            peak = f" of {k['efficiency_peak']}" if "efficiency_peak" in k else ""
             lines.append(f"| {k['source']} | {k['precision']} | {k['batch']}x{k['seq']} | {k['latency_ms']['p50']:.2f} "
-                         f"| {k['matmul_gops']:.2f} | {k['efficiency']:.0%} |")
+                         f"| {k['matmul_gops']:.2f} | {k['efficiency']:.0%}{peak} |")
         lines.append("")
     lines += _footprint_lines(result.get("footprint", {}))
     lines += gpu_lines(result.get("gpu", {}))

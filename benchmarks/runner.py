@@ -12,7 +12,7 @@ from typing import Any, Callable
 from . import gemm, workloads
 from .machine import machine_info
 from .models import MODELS, BenchModel, int8_choice, prepare
-from .systems import SYSTEMS, distilrt_available, load
+from .systems import SYSTEMS, distilrt_available, load, unavailable
 from .timing import time_calls, time_pass
 
 
@@ -148,6 +148,13 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
         result["skipped"].append({"systems": ours, "reason": missing})
         say(f"skipping distilrt rows: {missing}")
         systems = [s for s in systems if s not in ours]
+    for family in dict.fromkeys(SYSTEMS[s].family for s in systems if not s.startswith("distilrt")):
+        reason = unavailable(next(SYSTEMS[s] for s in systems if SYSTEMS[s].family == family))
+        if reason:
+            left_out = [s for s in systems if SYSTEMS[s].family == family]
+            result["skipped"].append({"systems": left_out, "reason": reason})
+            say(f"skipping {', '.join(left_out)}: {reason}")
+            systems = [s for s in systems if s not in left_out]
 
     say(f"preparing models in {settings.work_dir} (built once, then cached)")
     paths = prepare(list(settings.models), settings.work_dir, progress=say)
@@ -198,8 +205,9 @@ def _add_efficiency(row: dict[str, Any], config: dict[str, Any], work: Workload,
 
 def _kernel_rows(settings: Settings, paths: dict[str, dict[str, Path]], peaks: dict[str, gemm.Peak],
                  say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Session-only efficiency of each distilrt variant (no tokenizer, no post-processing)."""
-    from .kernel import session_latency
+    """Session-only latency and efficiency of each engine's model alone (no tokenizer, no post-processing):
+    distilrt's and optimum's ONNX files in ONNX Runtime, and the peers' OpenVINO and PyTorch bf16 models."""
+    from .kernel import session_timers
 
     rows = []
     key = "distilbert-qa"
@@ -207,19 +215,18 @@ def _kernel_rows(settings: Settings, paths: dict[str, dict[str, Path]], peaks: d
         return rows
     config = json.loads((paths[key]["checkpoint"] / "config.json").read_text())
     shapes = ((1, 128),) if settings.quick else ((1, 128), (1, 384), (8, 128))
-    for source in ("distilrt", "optimum"):
-        for precision in ("fp32", "int8"):
-            for batch, seq in shapes:
-                latency = session_latency(source, paths[key], precision, batch=batch, seq=seq,
-                                          threads=settings.threads, seconds=settings.latency_seconds / 2,
-                                          min_runs=settings.min_runs)
-                ops = gemm.matmul_ops(config, batch=batch, seq=seq, task="question-answering")
-                eff = gemm.efficiency(ops, latency.p50 / 1000, peaks[precision].gops)
-                rows.append({"model": key, "source": source, "precision": precision, "batch": batch, "seq": seq,
-                             "latency_ms": latency.to_dict(), "matmul_gops": round(ops / 1e9, 3),
-                             "efficiency": round(eff, 4)})
-                say(f"  session {source} {precision} {batch}x{seq}: p50 {latency.p50:.2f} ms, "
-                    f"{eff:.0%} of the {precision} peak")
+    for (source, precision), timer in session_timers(paths[key], settings.systems, threads=settings.threads,
+                                                     say=say).items():
+        peak = "int8" if precision == "int8" else "fp32"
+        for batch, seq in shapes:
+            latency = timer(batch=batch, seq=seq, seconds=settings.latency_seconds / 2, min_runs=settings.min_runs)
+            ops = gemm.matmul_ops(config, batch=batch, seq=seq, task="question-answering")
+            eff = gemm.efficiency(ops, latency.p50 / 1000, peaks[peak].gops)
+            rows.append({"model": key, "source": source, "precision": precision, "batch": batch, "seq": seq,
+                         "latency_ms": latency.to_dict(), "matmul_gops": round(ops / 1e9, 3),
+                         "efficiency": round(eff, 4), "efficiency_peak": peak})
+            say(f"  session {source} {precision} {batch}x{seq}: p50 {latency.p50:.2f} ms, "
+                f"{eff:.0%} of the {peak} peak")
     return rows
 
 

@@ -1,10 +1,13 @@
 """The systems under test, each behind one small interface: run a task's inputs at a batch size.
 
 Peers are what a user would otherwise run: the ``transformers`` pipeline on PyTorch fp32 (eager),
-the same with ``torch.ao.quantization.quantize_dynamic`` int8 Linear layers, and optimum's
-``ORTModelFor*`` (fp32 export, and int8 from ``ORTQuantizer``'s preset for this CPU) inside the
+the same with ``torch.ao.quantization.quantize_dynamic`` int8 Linear layers, on PyTorch bf16
+(``torch_dtype=torch.bfloat16``, the AMX path), optimum's ``ORTModelFor*`` (fp32 export, and int8 from
+``ORTQuantizer``'s preset for this CPU), and OpenVINO on optimum's plain export (default precision, and
+int8 from ``nncf.quantize`` defaults; see :mod:`distilrt.benchmarks.openvino`), each inside the
 ``transformers`` pipeline.  distilrt rows go through ``distilrt.runtime.pipeline``.  Every system
-gets the same thread budget.
+gets the same thread budget.  A peer whose packages are missing is skipped with the reason
+(:func:`unavailable`).
 """
 
 from __future__ import annotations
@@ -24,15 +27,21 @@ from .workloads import QAPair
 class SystemSpec:
     key: str
     label: str
-    family: str  # "transformers", "optimum" or "distilrt"
-    precision: str
+    family: str  # "transformers", "optimum", "openvino" or "distilrt"
+    precision: str  # "default": whatever the engine picks for an fp32 graph on this host
 
 
 SYSTEMS: dict[str, SystemSpec] = {spec.key: spec for spec in (
     SystemSpec("torch-fp32", "transformers pipeline, PyTorch fp32 eager", "transformers", "fp32"),
     SystemSpec("torch-int8", "transformers pipeline, PyTorch dynamic int8", "transformers", "int8"),
+    SystemSpec("torch-bf16", "transformers pipeline, PyTorch bf16 (torch_dtype=torch.bfloat16)", "transformers",
+               "bf16"),
     SystemSpec("optimum-fp32", "transformers pipeline, optimum ORTModel fp32", "optimum", "fp32"),
     SystemSpec("optimum-int8", "transformers pipeline, optimum ORTModel int8 (ORTQuantizer)", "optimum", "int8"),
+    SystemSpec("openvino-default", "transformers pipeline, OpenVINO on the plain fp32 ONNX, default precision",
+               "openvino", "default"),
+    SystemSpec("openvino-int8", "transformers pipeline, OpenVINO int8 (nncf.quantize defaults on the plain ONNX)",
+               "openvino", "int8"),
     SystemSpec("distilrt-fp32", "distilrt fp32", "distilrt", "fp32"),
     SystemSpec("distilrt-fp16", "distilrt fp16", "distilrt", "fp16"),
     SystemSpec("distilrt-int8", "distilrt int8", "distilrt", "int8"),
@@ -63,6 +72,17 @@ class Runner:
         gc.collect()
 
 
+def unavailable(spec: SystemSpec) -> str | None:
+    """Why ``spec`` cannot run here (a missing optional package), or None."""
+    if spec.family == "openvino":
+        from .openvino import unavailable as openvino_unavailable
+
+        return openvino_unavailable()
+    if spec.family == "distilrt":
+        return distilrt_available()
+    return None
+
+
 def load(spec: SystemSpec, model: BenchModel, paths: dict[str, Path], *, threads: int) -> Runner:
     """Load ``spec`` for ``model`` (``paths`` from :func:`distilrt.benchmarks.models.prepare`)."""
     if spec.family == "distilrt":
@@ -80,9 +100,13 @@ def _load_peer(spec: SystemSpec, model: BenchModel, paths: dict[str, Path], *, t
     torch.set_num_threads(threads)
     if spec.family == "transformers":
         source = paths["checkpoint"]
-        net = getattr(transformers, _AUTO_CLASSES[model.task]).from_pretrained(str(source)).eval()
+        dtype = {"torch_dtype": torch.bfloat16} if spec.precision == "bf16" else {}
+        net = getattr(transformers, _AUTO_CLASSES[model.task]).from_pretrained(str(source), **dtype).eval()
         if spec.precision == "int8":
             net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    elif spec.family == "openvino":
+        source = paths["optimum"]
+        net = openvino_model(spec, model, source, threads=threads)
     else:
         import optimum.onnxruntime as ort_optimum
 
@@ -97,6 +121,43 @@ def _load_peer(spec: SystemSpec, model: BenchModel, paths: dict[str, Path], *, t
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     pipe = transformers.pipeline(model.task, model=net, tokenizer=tokenizer, device="cpu")
     return Runner(spec, model, _peer_call(pipe, model, tokenizer))
+
+
+def openvino_model(spec: SystemSpec, model: BenchModel, optimum_dir: Path, *, threads: int) -> Any:
+    """The OpenVINO peer's model for the ``transformers`` pipeline (int8 quantised once, then cached)."""
+    from transformers import AutoConfig
+
+    from . import openvino
+
+    return openvino.pipeline_model(openvino.compile_model(openvino_file(spec, model, optimum_dir), threads=threads),
+                                   AutoConfig.from_pretrained(str(optimum_dir)), model.task)
+
+
+def openvino_file(spec: SystemSpec, model: BenchModel, optimum_dir: Path) -> Path:
+    """The file OpenVINO compiles for ``spec``: optimum's plain export, or its NNCF int8 IR."""
+    from . import openvino
+
+    plain = optimum_dir / "model.onnx"
+    if spec.precision != "int8":
+        return plain
+    return openvino.quantized_model(plain, calibration_feeds(model, optimum_dir), cache_dir=optimum_dir / "openvino")
+
+
+def calibration_feeds(model: BenchModel, tokenizer_dir: Path) -> list[dict[str, np.ndarray]]:
+    """One tokenized input per item of the model's throughput workload, batch 1, as NNCF samples them."""
+    from transformers import AutoTokenizer
+
+    from . import workloads
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    if model.task == "question-answering":
+        encoded = [tokenizer(p.question, p.context, truncation="only_second", max_length=384, return_tensors="np")
+                   for p in workloads.throughput_pairs()]
+    else:
+        texts = (workloads.fill_mask_texts(tokenizer.mask_token, workloads.FILL_MASK_BATCH)
+                 if model.task == "fill-mask" else workloads.sentences()[:300])
+        encoded = [tokenizer(text, return_tensors="np") for text in texts]
+    return [{k: np.asarray(v, dtype=np.int64) for k, v in e.items()} for e in encoded]
 
 
 _AUTO_CLASSES = {

@@ -133,9 +133,45 @@ def test_session_only_rows_build_each_runtime_own_session(monkeypatch: pytest.Mo
     built: list[tuple[str, dict]] = []
     monkeypatch.setattr(ort, "InferenceSession", lambda path, options, **kwargs: built.append((path, kwargs)))
     paths = {"bundle": tmp_path / "bundle", "optimum": tmp_path / "optimum"}
+    _manifest(paths["bundle"])
     kernel.session_for("distilrt", paths, "int8", threads=2)
     kernel.session_for("optimum", paths, "int8", threads=2)
+    kernel.session_for("distilrt", paths, "fp32", threads=2)
     assert built[0][0] == str(tmp_path / "bundle" / "onnx" / "model_quantized.onnx")
+    assert built[2][0] == str(tmp_path / "bundle" / "onnx" / "model_flash.onnx")  # the graph the CPU runtime runs
     assert built[0][1]["disabled_optimizers"] == list(CPU_DISABLED_OPTIMIZERS) != []
     assert built[1][0] == str(tmp_path / "optimum" / "model_quantized.onnx")
     assert built[1][1]["disabled_optimizers"] is None  # ORTModel's defaults
+
+
+def _manifest(bundle: Path) -> None:
+    from distilrt.runtime.manifest import Manifest, Variant
+
+    bundle.mkdir(parents=True)
+    Manifest(name="b", task="question-answering", architecture="DistilBertForQuestionAnswering",
+             model_type="distilbert", source={}, max_sequence_length=512, inputs=("input_ids",),
+             outputs=("start_logits",), opset=18, versions={},
+             variants={"fp32": Variant("fp32", "onnx/model.onnx", 1, "0" * 64, details={"graph": "plain"}),
+                       "int8": Variant("int8", "onnx/model_quantized.onnx", 1, "0" * 64, details={"graph": "flash"})},
+             graphs={"fp32-flash": Variant("fp32", "onnx/model_flash.onnx", 1, "0" * 64, details={"graph": "flash"})},
+             ).write(bundle)
+
+
+def test_peer_rows_list_the_new_peers_and_skip_them_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from distilrt.benchmarks import openvino, systems
+
+    assert {"torch-bf16", "openvino-default", "openvino-int8"} <= set(systems.SYSTEMS) & set(report.PEERS)
+    real_import = builtins.__import__
+
+    def no_openvino(name: str, globals=None, locals=None, fromlist=(), level=0):  # stands in for the builtin
+        if level == 0 and name.split(".")[0] in ("openvino", "nncf"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    reason = systems.unavailable(systems.SYSTEMS["openvino-int8"])
+    assert reason and "openvino" in reason and "pip install 'distilrt[bench]'" in reason
+    assert openvino.unavailable() == reason
+    assert systems.unavailable(systems.SYSTEMS["torch-bf16"]) is None
