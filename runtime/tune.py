@@ -4,9 +4,13 @@ Candidates are engine x precision x threads/streams: ONNX Runtime on the CPU wit
 dynamic int8 and fp32 files; OpenVINO (when installed) with bf16 (on CPUs with AMX-BF16 or
 AVX-512-BF16, else f32), the static int8 file and the dynamic int8 file where it compiles.  Each
 bundle file is one graph; a bundle that carries extra graphs per precision gets them timed the same way.
-Candidates whose recorded fidelity misses its target are left out: an int8 variant whose export
-agreement missed (``target_met`` false in the manifest), or an OpenVINO candidate whose top-1
-agreement with ONNX Runtime fp32 on the timing inputs is below :data:`MIN_TOP1`.
+Candidates whose fidelity misses its target are left out: an int8 variant whose agreement recorded at
+export missed its target (on any engine), or an OpenVINO float candidate (bf16, f32) whose outputs on
+the timing inputs differ from ONNX Runtime fp32 by more than :data:`MAX_FLOAT_REL_DIFF` of the output's
+scale.  Float candidates are judged by closeness, not top-1 agreement: on random tokens (and on the
+random-weight stand-ins benchmarks use) logits are nearly flat, so argmax flips on rounding alone
+(full-size DistilBERT-QA stand-in, OpenVINO bf16: top-1 0.979, largest difference 0.012 of scale).
+Every OpenVINO candidate's top-1 agreement and largest difference are recorded in the profile.
 
 Workloads: 1x128, 1x384, 8x128 single calls (tokens capped at the model's maximum), and a bulk run of
 mixed lengths in length-sorted batches, where candidates with several streams run batches side by
@@ -43,8 +47,10 @@ LATENCY_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (1, 384), (8, 128))
 #: The bulk workload: this many sequences of mixed lengths, in batches of BULK_BATCH.
 BULK_SEQUENCES = 32
 BULK_BATCH = 8
-#: Least top-1 agreement (per position, last axis) with ONNX Runtime fp32 for an OpenVINO candidate.
-MIN_TOP1 = 0.99
+#: Largest difference from ONNX Runtime fp32, as a fraction of the output's largest magnitude, allowed
+#: for an OpenVINO float candidate: bf16 measured up to 0.014 on tiny bundles of every seed architecture
+#: and 0.012 on the full-size DistilBERT-QA stand-in (tests/test_engines.py holds bf16 to 0.03).
+MAX_FLOAT_REL_DIFF = 0.03
 MAX_REPEATS = 15
 DEFAULT_BUDGET_S = 120.0
 
@@ -176,9 +182,10 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
         if candidate.setting.engine == "openvino":
             candidate.fidelity = _fidelity(candidate.engine.run(check), want)
             fidelity[label] = candidate.fidelity
-            if candidate.fidelity["top1_agreement"] < MIN_TOP1:
-                skipped[label] = (f"top-1 agreement with ONNX Runtime fp32 {candidate.fidelity['top1_agreement']:.3f}"
-                                  f" < {MIN_TOP1}")
+            floating = candidate.setting.precision in ("bf16", "fp32")
+            if floating and candidate.fidelity["max_rel_diff"] > MAX_FLOAT_REL_DIFF:
+                skipped[label] = (f"differs from ONNX Runtime fp32 by {candidate.fidelity['max_rel_diff']:.3f} of the "
+                                  f"output scale, more than {MAX_FLOAT_REL_DIFF}")
                 candidate.engine = None
                 continue
         kept.append(candidate)
