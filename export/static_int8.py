@@ -6,10 +6,10 @@
 2. If the winner misses a target (accuracy policy), each quantised operator is ranked by the error it
    adds when its activations alone are quantised (every other operator's input quantisation bypassed,
    weights int8 throughout), measured against the fp32 graph on calibration examples.
-3. The fewest most-sensitive operators (1, 2, 4, ..., at most half) whose activation quantisation,
-   bypassed, lets the graph reach the target are kept in fp32 and the graph is re-quantised (twice as
-   many if weight rounding still misses).  If nothing reaches the target, the fully quantised graph is
-   kept and the manifest says the target was missed.
+3. The fewest most-sensitive operators (1, 2, 4, ..., at most half) whose activations, left
+   unquantised, let the graph reach the target get fp32 inputs (their weights stay int8: the
+   accuracy lost lies in the activations, and no second calibration is needed).  If nothing reaches
+   the target, the fully quantised graph is kept and the manifest says the target was missed.
 """
 
 from __future__ import annotations
@@ -71,17 +71,11 @@ def build(plain: Path, work: Path, reader: FeedReader, calibration: CalibrationS
         with steps.step("sensitivity", f"int8-static operators ranked on {min(len(reader), SENSITIVITY_EXAMPLES)} "
                                        "calibration examples"):
             ranking = rank_sensitivity(winner.path, plain, reader.feeds[:SENSITIVITY_EXAMPLES])
-        # How many to keep is found on the quantised graph with those operators' activation quantisation
-        # bypassed (cheap: no re-calibration); the graph is then re-quantised once with them in fp32.
-        with steps.step("fallback", "fewest sensitive operators that reach the target"):
-            k = fewest_to_bypass(winner.path, [name for name, _ in ranking], evalset, work)
-        for keep_count in (k, 2 * k) if k else ():
-            keep = tuple(name for name, _ in ranking[:keep_count])
-            attempt = _attempt(plain, work, reader, evalset, steps, winner.method, keep)
+        with steps.step("fallback", "fewest sensitive operators with fp32 activations that reach the target"):
+            attempt = fewest_to_bypass(winner, [name for name, _ in ranking], evalset, work)
+        if attempt is not None:
             candidates.append(attempt)
-            if attempt.figures["target_met"]:
-                winner = attempt
-                break
+            winner = attempt
     chosen = winner
     steps.note(f"int8-static {chosen.tag}: {'meets' if chosen.figures['target_met'] else 'MISSES'} the agreement "
                f"target ({_summary(chosen.figures)})")
@@ -90,9 +84,9 @@ def build(plain: Path, work: Path, reader: FeedReader, calibration: CalibrationS
         "method": chosen.method,
         "graph": "plain",
         "calibration": {**calibration.describe(), "method": chosen.method},
-        "kept_fp32": list(chosen.keep_fp32),
+        "fp32_activations": list(chosen.keep_fp32),  # these operators read unquantised inputs
         "quantized_graph": describe_graph(chosen.path),
-        "candidates": {c.tag: {"method": c.method, "kept_fp32": len(c.keep_fp32), "seconds": round(c.seconds, 1),
+        "candidates": {c.tag: {"method": c.method, "fp32_activations": len(c.keep_fp32), "seconds": round(c.seconds, 1),
                                **{k: v for k, v in c.figures.items() if k in c.figures["target"]}}
                        for c in candidates},
         "why": _why(first_pass, chosen),
@@ -126,23 +120,29 @@ def _why(first_pass: list[Candidate], chosen: Candidate) -> str:
     ranked = sorted(first_pass, key=lambda c: fidelity(c.figures), reverse=True)
     parts = "; ".join(f"{c.method}: {_summary(c.figures)}" for c in ranked)
     return (f"{ranked[0].method} kept the most agreement with PyTorch fp32 on the evaluation set, every "
-            f"operator quantised ({parts})" + (f"; then {len(chosen.keep_fp32)} operators kept in fp32" if chosen.keep_fp32 else ""))
+            f"operator quantised ({parts})" + (f"; then the {len(chosen.keep_fp32)} most sensitive operators given fp32 activations to reach the "
+                                     "target" if chosen.keep_fp32 else ""))
 
 
-def fewest_to_bypass(qdq_path: Path, ranked: list[str], evalset: evaluate.EvalSet, work: Path) -> int:
-    """Smallest k (1, 2, 4, ... up to half the operators) whose top-k bypass meets the target; 0 if none does."""
+def fewest_to_bypass(quantised: Candidate, ranked: list[str], evalset: evaluate.EvalSet,
+                     work: Path) -> Candidate | None:
+    """The graph with the fewest top-ranked operators (1, 2, 4, ... up to half) bypassed that meets the
+    target, measured on the evaluation set; None if none does."""
     import onnx
 
     k = 1
     while k <= max(1, len(ranked) // 2):
-        model = onnx.load(str(qdq_path))
+        started = time.perf_counter()
+        model = onnx.load(str(quantised.path))
         bypass_quantisation(model, set(ranked[:k]))
-        path = work / f"bypass_{k}.onnx"
+        path = work / f"qdq_{quantised.method}+{k}-fp32-act.onnx"
         onnx.save(model, str(path))
-        if evaluate.measure(path, evalset)["target_met"]:
-            return k
+        figures = evaluate.measure(path, evalset)
+        if figures["target_met"]:
+            return Candidate(f"{quantised.method}+{k}-fp32-act", quantised.method, path, tuple(ranked[:k]), figures,
+                             quantised.seconds + time.perf_counter() - started)
         k *= 2
-    return 0
+    return None
 
 
 def bypass_quantisation(model: Any, names: set[str]) -> None:

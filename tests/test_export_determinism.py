@@ -14,7 +14,7 @@ from distilrt.runtime.manifest import Manifest, sha256_file
 SCRIPT = """
 import sys
 from distilrt.export import export_model
-export_model(sys.argv[1], sys.argv[2], name=sys.argv[3])
+export_model(sys.argv[1], sys.argv[2], name=sys.argv[3], precisions="fp32,fp16,int8")  # as make_bundle
 """
 
 

@@ -95,10 +95,12 @@ def evaluate_squad(bundle: Path, data: SquadData, precisions: Sequence[str], *, 
 
 
 def evaluate_retrieval(bundle: Path, data: SquadData, precisions: Sequence[str], *, provider: str = "cpu",
-                       progress: TextIO | None = None, load: Callable[..., Any] | None = None) -> dict[str, Any]:
+                       progress: TextIO | None = None, load: Callable[..., Any] | None = None,
+                       keep_top1: bool = False) -> dict[str, Any]:
     """Question -> paragraph retrieval: recall@1/@5, MRR and top-1 agreement with fp32, per precision.
 
-    Questions marked impossible (SQuAD v2) still belong to their paragraph and are kept.
+    Questions marked impossible (SQuAD v2) still belong to their paragraph and are kept.  ``keep_top1``
+    adds each precision's retrieved paragraph per question (``top1``) for comparisons of one's own.
     """
     from ..pipeline import pipeline
 
@@ -132,6 +134,8 @@ def evaluate_retrieval(bundle: Path, data: SquadData, precisions: Sequence[str],
             reference = top1
         if reference is not None:
             figures["top1_agreement_with_fp32"] = float((top1 == reference).mean())
+        if keep_top1:
+            figures["top1"] = top1.tolist()
         results[precision] = figures
     return {"task": "retrieval", "questions": len(data.questions), "paragraphs": len(data.paragraphs),
             "precisions": results}
