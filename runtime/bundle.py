@@ -67,9 +67,13 @@ class Bundle:
         if not preferred:
             raise BundleError(f"bundle {self.manifest.name!r} lists no variants; re-export it")
         candidate = (usable or preferred)[0]
-        if candidate != preferred[0]:
-            logger.info("precision auto: %s of %s missed the agreement target recorded at export; using %s",
-                        ", ".join(preferred[:preferred.index(candidate)]), self.manifest.name, candidate)
+        first = AUTO_PRECISION[device][0]
+        if candidate != first:
+            missed = preferred[:preferred.index(candidate)]
+            logger.info("precision auto: bundle %s has no usable %s variant for %s%s; using %s (it has: %s)",
+                        self.manifest.name, first, device,
+                        f" ({', '.join(missed)} missed the agreement target recorded at export)" if missed else "",
+                        candidate, ", ".join(self.manifest.variants))
         return candidate
 
 

@@ -170,3 +170,25 @@ def test_sensitivity_ranks_every_quantised_operator(static_bundle: Path, tmp_pat
     feed = reader.feeds[0]
     ref = reference.run(None, feed)[0]
     assert np.abs(bypassed.run(None, feed)[0] - ref).max() < np.abs(full.run(None, feed)[0] - ref).max()
+
+
+def test_fallback_gives_the_fewest_sensitive_operators_fp32_activations(make_checkpoint, static_bundle: Path,
+                                                                         tmp_path: Path) -> None:
+    from distilrt.export import evaluate
+    from distilrt.export.load import resolve_checkpoint
+    from distilrt.export.static_int8 import Candidate, fewest_to_bypass, quantised_operators
+
+    checkpoint = resolve_checkpoint(str(make_checkpoint("distilbert-qa-uncased")), task="auto")
+    evalset = evaluate.build(checkpoint, size=24)
+    qdq = static_bundle / "onnx" / "model_qdq.onnx"
+    full = evaluate.measure(qdq, evalset)
+    operators = [name for name, _ in quantised_operators(onnx.load(str(qdq)))]
+    chosen = fewest_to_bypass(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset, tmp_path)
+    if chosen is None:  # nothing up to half the operators reaches the target on these random weights
+        return
+    assert chosen.figures["target_met"] and 1 <= len(chosen.keep_fp32) <= max(1, len(operators) // 2)
+    assert chosen.keep_fp32 == tuple(operators[:len(chosen.keep_fp32)])
+    left = {name for name, _ in quantised_operators(onnx.load(str(chosen.path)))}
+    assert left == set(operators) - set(chosen.keep_fp32)
+    if len(chosen.keep_fp32) > 1:  # half as many were tried first and missed
+        assert not full["target_met"]
