@@ -169,20 +169,6 @@ class Manifest:
         choices = self.graph_choices(precision)
         return next((choices[g] for g in order if g in choices), precision)
 
-    def verify(self, directory: Path, precision: str) -> Path:
-        """Check the variant's file lies inside the bundle and matches its recorded SHA-256; return its path."""
-        variant = self.variant(precision)
-        path = inside(directory, variant.file)
-        if not path.is_file():
-            raise BundleError(f"bundle file {path} is missing; re-export the bundle")
-        actual = sha256_file(path)
-        if actual != variant.sha256:
-            raise BundleError(
-                f"{path} does not match the manifest (SHA-256 {actual[:16]}… != {variant.sha256[:16]}…); "
-                "the file was modified or corrupted. Re-export the bundle; distilrt will not run it"
-            )
-        return path
-
     def read_file(self, directory: Path, name: str) -> bytes | None:
         """The bytes of the bundle file ``name``, checked against the manifest's ``files`` before use.
 
