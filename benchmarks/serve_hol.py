@@ -6,7 +6,7 @@ clients send QA requests with contexts of about ``--context-words`` words (many 
 clients send one-window QA requests.  Reports the small requests' latency (p50, p99) and both kinds'
 throughput, so the lane's effect is a ratio measured on one machine.
 
-    python benchmarks/serve_hol.py --bundle QA_BUNDLE [--seconds 20]
+    python -m distilrt.benchmarks.serve_hol --bundle QA_BUNDLE [--seconds 20]
 
 Writes benchmarks/results/serve_hol.json and .md.
 """
@@ -24,9 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.serve_load import RESULTS, WORDS, _machine, _wait_ready  # noqa: E402
-from benchmarks.serve_soak import _send, _start  # noqa: E402
+from .serve_load import RESULTS, WORDS, _machine, _wait_ready
+from .serve_soak import _send, _start
 
 logger = logging.getLogger("serve_hol")
 MODES = {"lane on (default)": (), "lane off": ("--large-request-tokens", "100000000")}

@@ -9,8 +9,8 @@ direct ``pipeline()`` call on the same bundle (floats within 1e-4).  The server'
 second.  Counts: sent, verified, wrong (a 200 with another answer, or a hostile request answered 200),
 lost (no answer: connection error or timeout), 5xx, 503 shed.
 
-    python benchmarks/serve_soak.py --tiny --clients 500 --seconds 60
-    python benchmarks/serve_soak.py --bundle QA --bundle MLM --bundle EMB --bundle CLF
+    python -m distilrt.benchmarks.serve_soak --tiny --clients 500 --seconds 60
+    python -m distilrt.benchmarks.serve_soak --bundle QA --bundle MLM --bundle EMB --bundle CLF
 
 Writes benchmarks/results/serve_soak.json and .md.  Reuses the server helpers of serve_load.py.
 """
@@ -32,8 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.serve_load import RESULTS, WORDS, _machine, _wait_ready  # noqa: E402
+from .serve_load import RESULTS, WORDS, _machine, _wait_ready
 
 logger = logging.getLogger("serve_soak")
 TINY = {"question-answering": ("distilbert-base-uncased-distilled-squad", None),

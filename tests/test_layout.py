@@ -2,6 +2,7 @@
 
 The runtime's library code imports nothing from the exporter or the benchmarks; its CLI commands reach
 them only inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``).
+Shipped modules import each other as modules: no ``sys.path`` edits, no loading a module from a file path.
 """
 
 from __future__ import annotations
@@ -58,3 +59,15 @@ def test_the_check_sees_imports_inside_functions_only_where_asked() -> None:
     tree = ast.parse("import os\n\ndef run():\n    from distilrt.export import export_model\n")
     assert (4, "distilrt.export") in _imports(tree, module_level_only=False)
     assert _imports(tree, module_level_only=True) == [(1, "os")]
+
+
+#: Ways of reaching code other than importing it as a module.
+PATH_HACKS = ("sys.path.insert", "sys.path.append", "sys.path[", "spec_from_file_location", "SourceFileLoader")
+
+
+def test_shipped_modules_import_modules_not_paths() -> None:
+    bad = [f"{path.relative_to(ROOT).as_posix()}:{number}: {line.strip()}"
+           for folder in FORBIDDEN for path in sorted((ROOT / folder).rglob("*.py"))
+           for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+           if any(hack in line for hack in PATH_HACKS) and not line.lstrip().startswith("#")]
+    assert bad == []
