@@ -202,3 +202,18 @@ def test_openvino_runs_the_static_int8_qdq_variant(qa_copy: Path) -> None:
     if ov_engine.has_native_bf16():  # the untuned default on AMX hosts with openvino: OpenVINO static int8
         auto = pipeline(model=qa_copy)
         assert (auto.session.describe().engine, auto.precision) == ("openvino", "int8-static")
+
+
+def test_engines_benchmark_times_every_engine_side_by_side(make_bundle) -> None:
+    from distilrt.benchmarks.engines import measure, table
+
+    result = measure(make_bundle("distilbert-qa-uncased"), repeats=1, threads=1)
+    labels = set(result["fidelity"])
+    assert any(label.startswith("onnxruntime int8") for label in labels)
+    assert any(label.startswith("onnxruntime fp32") for label in labels)
+    if ov_engine.has_native_bf16():
+        assert "openvino bf16 (plain)" in labels
+    assert set(result["ms"]) == {"1x128", "1x384", "8x128"}
+    assert all(set(per) == labels and min(per.values()) > 0 for per in result["ms"].values())
+    assert result["machine"]["cpu"] and "onnxruntime" in result["versions"]
+    assert table(result).count("\n") == 5  # header, rule, three shapes, agreement
