@@ -128,6 +128,10 @@ class RayBatcher:
     async def close(self) -> None:
         """Ray drains the replica; nothing is queued here beyond Ray's own batch queue."""
 
+    def expire(self, error: Any) -> int:  # noqa: ARG002
+        """Serve's graceful-shutdown deadline: Ray drains replicas itself, so nothing is expired here."""
+        return 0
+
 
 @dataclass
 class RayServedModel(ServedModel):
@@ -139,7 +143,8 @@ class RayServedModel(ServedModel):
         if not self.ready:
             super().load()
 
-    def make_batcher(self, *, max_batch_size: int, max_wait_ms: float, max_queue: int) -> Any:  # noqa: ARG002
+    def make_batcher(self, *, max_queue: int, **_serve_batching: Any) -> Any:
+        """Ray's batcher in place of serve's; serve's own batching options (wait, token budget) do not apply."""
         self.batcher = RayBatcher(self, max_queue=max_queue, **self.ray_batching)
         return self.batcher
 

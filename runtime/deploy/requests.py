@@ -17,6 +17,8 @@ from typing import Any, Sequence
 from ..manifest import Manifest
 from ..serve import schemas
 from ..serve.batching import Job
+from ..serve.budget import Limits
+from ..serve.config import ServeSettings
 from ..serve.errors import ServeHTTPError
 from ..serve.models import JobResult, ServedModel
 
@@ -54,11 +56,15 @@ def served_model(bundle: Path, *, precision: str = "auto", provider: str = "auto
 class RequestRunner:
     """Runs groups of Hugging Face Inference API request bodies through one loaded model."""
 
-    def __init__(self, model: ServedModel, *, max_inputs_per_request: int = 256) -> None:
+    def __init__(self, model: ServedModel, *, settings: ServeSettings | None = None) -> None:
         if not model.ready:
             raise RuntimeError(f"model {model.name!r} is not loaded; call .load() first")
         self.model = model
-        self.max_inputs_per_request = max_inputs_per_request
+        self.settings = settings or ServeSettings()
+        self.limits = Limits(max_input_tokens=self.settings.max_input_tokens,
+                             max_masks_per_input=self.settings.max_masks_per_input,
+                             max_fill_predictions=self.settings.max_fill_predictions,
+                             max_sequence_length=model.max_sequence_length)
 
     @property
     def name(self) -> str:
@@ -71,9 +77,12 @@ class RequestRunner:
         else:
             data = schemas.parse_json_object(body.encode("utf-8") if isinstance(body, str) else body)
         handler = self.model.handler
-        parsed = handler.parse(data, max_items=self.max_inputs_per_request, max_length=self.model.max_sequence_length)
-        return Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params),
-                   meta={"single": parsed.single, **parsed.meta, "field": "inputs"})
+        parsed = handler.parse(data, max_items=self.settings.max_inputs_per_request,
+                               max_length=self.model.max_sequence_length)
+        meta = {"single": parsed.single, **parsed.meta, "field": "inputs"}
+        # the same token, mask and prediction bounds distilrt serve applies before model time (413/422)
+        cost = self.model.measure(parsed.items, parsed.params, meta, self.limits)
+        return Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params), cost=cost, meta=meta)
 
     def run_jobs(self, jobs: Sequence[Job]) -> list[JobResult | ServeHTTPError]:
         """Run parsed jobs as one batch (grouped by options; a failing request fails alone)."""

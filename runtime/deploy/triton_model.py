@@ -81,6 +81,7 @@ class TritonPythonModel:
     """Triton python-backend entry points: ``initialize``, ``execute``, ``finalize``."""
 
     def initialize(self, args: dict[str, Any]) -> None:
+        from ..serve.config import ServeSettings
         from .requests import RequestRunner, served_model
 
         config = json.loads(args["model_config"])
@@ -95,7 +96,8 @@ class TritonPythonModel:
                                  provider=params.get("provider", "cpu"),
                                  threads=_optional_int(params.get("threads", "")), batch_size=batch_size)
         model.load()  # builds the pipeline and runs one warm-up call
-        self.runner = RequestRunner(model, max_inputs_per_request=int(params.get("max_inputs_per_request", "256")))
+        settings = ServeSettings(max_inputs_per_request=int(params.get("max_inputs_per_request", "256") or 256))
+        self.runner = RequestRunner(model, settings=settings)
         logger.info("distilrt model %r (%s) ready in Triton", model.name, model.task)
 
     def execute(self, requests: list[Any]) -> list[Any]:
