@@ -59,7 +59,7 @@ class ServeState:
         def expire() -> None:
             count = 0
             for model in self.models.values():
-                if model.batcher is not None:
+                if hasattr(model.batcher, "expire"):  # a batcher of another runtime (Ray) drains on its own
                     count += model.batcher.expire(lambda: ServeHTTPError(
                         503, "the server is shutting down and this request did not finish within the graceful "
                              f"shutdown time ({self.settings.graceful_timeout_s:g}s, --graceful-timeout); retry it",
