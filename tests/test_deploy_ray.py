@@ -78,6 +78,8 @@ def test_same_http_api_and_answers_under_64_inference_clients(ray_app, task_bund
     assert len(results) == 2 * CLIENTS
     for task, body, answer in results:
         assert_same(answer, expected[json.dumps([task, body])], f"{task} {body}")
+    # @serve.batch coalesced requests: some replica ran a batch of more than one request (its /metrics)
+    assert any(_requests_per_batch(requests.get(f"{url}/metrics", timeout=10).text) > 1 for _ in range(8))
     # list inputs and the OpenAI embeddings route, as distilrt serve answers them
     body = bodies("fill-mask")[1]
     got = requests.post(f"{url}/models/{names['fill-mask']}", json=body, timeout=60).json()
@@ -87,6 +89,16 @@ def test_same_http_api_and_answers_under_64_inference_clients(ray_app, task_bund
     assert emb.status_code == 200 and len(emb.json()["data"]) == 1
     bad = requests.post(f"{url}/models/{names['fill-mask']}", json={"inputs": 3}, timeout=60)
     assert bad.status_code == 422 and "inputs must be a string" in bad.json()["error"]
+
+
+def _requests_per_batch(metrics: str) -> float:
+    """Requests per model call on the replica that answered /metrics (serve's distilrt_batch_requests)."""
+    total = {"sum": 0.0, "count": 0.0}
+    for line in metrics.splitlines():
+        for kind in total:
+            if line.startswith(f"distilrt_batch_requests_{kind}"):
+                total[kind] += float(line.rsplit(" ", 1)[1])
+    return total["sum"] / total["count"] if total["count"] else 0.0
 
 
 def _replicas() -> list[str]:
