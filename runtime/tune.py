@@ -16,16 +16,20 @@ Workloads: 1x128, 1x384, 8x128 single calls (tokens capped at the model's maximu
 mixed lengths in length-sorted batches, where candidates with several streams run batches side by
 side.  Every workload is timed round-robin over the candidates, fastest of N turns, with a pause before
 each turn so that no engine's spinning threads slow the next (:mod:`distilrt.runtime.engines.timing`).
-N follows from the time budget.  The winners go to this host's profile (:mod:`distilrt.runtime.profile`).
+N follows from the time budget.  Candidates are timed in two stages so that a full-size bundle's
+candidates are not all in memory at once: every one-stream candidate at every workload, then the
+:data:`FINALISTS` fastest at bulk work again beside their several-streams forms (one stream per core).
+The winners go to this host's profile (:mod:`distilrt.runtime.profile`).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +56,8 @@ BULK_BATCH = 8
 #: and 0.012 on the full-size DistilBERT-QA stand-in (tests/test_engines.py holds bf16 to 0.03).
 MAX_FLOAT_REL_DIFF = 0.03
 MAX_REPEATS = 15
+#: One-stream candidates whose several-streams forms are timed for bulk work.
+FINALISTS = 2
 DEFAULT_BUDGET_S = 120.0
 
 
@@ -61,6 +67,8 @@ class Candidate:
     make: Callable[[], Engine]
     engine: Engine | None = None
     fidelity: dict[str, Any] = field(default_factory=dict)
+    #: Builds this candidate's several-streams form (bulk work), given the stream count.
+    streamed: Callable[[int], Engine] | None = None
 
 
 @dataclass
@@ -92,19 +100,19 @@ def candidates(bundle: Bundle, *, cores: int | None = None) -> tuple[list[Candid
     plan = resolve_providers("cpu")
     found: list[Candidate] = []
     skipped: dict[str, str] = {}
-    stream_counts = sorted({1, cores})
 
     for precision in ("int8", "fp32"):
         graphs, why = _graphs(bundle, precision)
         if why:
             skipped[f"onnxruntime/{precision}"] = why
         for key in graphs.values():
-            for streams in stream_counts:
-                # ORT streams: one core each, on one single-threaded session shared by the stream threads.
-                threads = cores if streams == 1 else 1
-                setting = Setting("onnxruntime", precision, cores, streams, key)
-                found.append(Candidate(setting, lambda p=precision, t=threads, k=key: OrtEngine(
-                    bundle.path, bundle.manifest, p, plan, SessionSettings(threads=t), file_precision=k)))
+            def make(threads: int, p: str = precision, k: str = key) -> Engine:
+                return OrtEngine(bundle.path, bundle.manifest, p, plan, SessionSettings(threads=threads),
+                                 file_precision=k)
+
+            # ORT streams: one core each, on one single-threaded session shared by the stream threads.
+            found.append(Candidate(Setting("onnxruntime", precision, cores, 1, key), lambda m=make: m(cores),
+                                   streamed=lambda _streams, m=make: m(1)))
     skipped["onnxruntime/int8-static"] = "ONNX Runtime's CPU kernels for QDQ graphs are the slow ones; OpenVINO runs it"
     if not ov_engine.available():
         skipped["openvino"] = "openvino is not installed (pip install 'distilrt[openvino]')"
@@ -112,15 +120,22 @@ def candidates(bundle: Bundle, *, cores: int | None = None) -> tuple[list[Candid
     float_precision = "bf16" if ov_engine.has_native_bf16() else "fp32"
     if float_precision == "fp32":
         skipped["openvino/bf16"] = "CPU has no AMX-BF16 / AVX-512-BF16"
+    skipped["openvino/extra graphs"] = ("OpenVINO fuses the standard file itself; the extra graphs carry ONNX Runtime "
+                                        "contrib operators made for its kernels")
     for precision in (float_precision, ov_engine.STATIC_INT8, "int8"):
-        graphs, why = _graphs(bundle, ov_engine.VARIANT_FOR[precision])
-        if why:
-            skipped[f"openvino/{precision}"] = why
-        for key in graphs.values():
-            for streams in stream_counts:
-                setting = Setting("openvino", precision, cores, streams, key)
-                found.append(Candidate(setting, lambda p=precision, s=streams, k=key: ov_engine.OpenVinoEngine(
-                    bundle.path, bundle.manifest, p, threads=cores, streams=s, graph=k)))
+        variant = ov_engine.VARIANT_FOR[precision]
+        if variant not in bundle.manifest.variants:
+            skipped[f"openvino/{precision}"] = "bundle has no such variant"
+            continue
+        if misses_target(bundle.manifest.variants[variant]):
+            skipped[f"openvino/{precision}"] = "its agreement missed the target at export"
+            continue
+
+        def make_ov(streams: int, p: str = precision) -> Engine:
+            return ov_engine.OpenVinoEngine(bundle.path, bundle.manifest, p, threads=cores, streams=streams)
+
+        found.append(Candidate(Setting("openvino", precision, cores, 1, variant), lambda m=make_ov: m(1),
+                               streamed=make_ov))
     return found, skipped
 
 
@@ -206,34 +221,62 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
         pools.append(pool)
         return lambda: list(pool.map(engine.run, reversed(bulk)))
 
-    latency_kept = [c for c in kept if c.setting.streams == 1]
     workloads: dict[str, dict[str, Callable[[], Any]]] = {
-        name: {c.setting.label: single(c.engine, feed) for c in latency_kept}  # type: ignore[arg-type]
+        name: {c.setting.label: single(c.engine, feed) for c in kept}  # type: ignore[arg-type]
         for name, feed in feeds.items()}
     workloads["bulk"] = {c.setting.label: bulk_call(c) for c in kept}
-    # One warm-up pass of everything tells what a round costs; the budget sets how many rounds fit.
+    # One warm-up pass of everything tells what a round costs; the budget sets how many rounds fit
+    # (two thirds of what is left for the first stage, the rest for the streams stage).
     probe = time.perf_counter()
     for calls in workloads.values():
         for call in calls.values():
             call()
     round_s = time.perf_counter() - probe + SPIN_PAUSE_S * sum(len(c) for c in workloads.values())
     remaining = budget_s - (time.perf_counter() - started)
-    repeats = max(1, min(MAX_REPEATS, math.floor(remaining / max(round_s, 1e-6))))
-    deadline = started + budget_s
-    try:
-        measured = {name: time_round_robin(calls, repeats=repeats, warmup=0, deadline=deadline)
-                    for name, calls in workloads.items()}
-    finally:
-        for pool in pools:
-            pool.shutdown()
+    repeats = max(1, min(MAX_REPEATS, math.floor(remaining * 2 / 3 / max(round_s, 1e-6))))
+    measured = {name: time_round_robin(calls, repeats=repeats, warmup=0, deadline=started + budget_s * 2 / 3)
+                for name, calls in workloads.items()}
 
     def geomean_ratio(label: str) -> float:
         names = [n for n in measured if n != "bulk"]
         return math.exp(sum(math.log(measured[n][label] / min(measured[n].values())) for n in names) / len(names))
 
     by_label = {c.setting.label: c.setting for c in kept}
-    latency = by_label[min((c.setting.label for c in latency_kept), key=geomean_ratio)]
-    bulk_winner = by_label[min(measured["bulk"], key=measured["bulk"].__getitem__)]
+    latency = by_label[min(by_label, key=geomean_ratio)]
+
+    # Stage two: the bulk finalists beside their several-streams forms; everything else is released first.
+    finalists = sorted(kept, key=lambda c: measured["bulk"][c.setting.label])[:FINALISTS]
+    for candidate in kept:
+        if candidate not in finalists:
+            candidate.engine = None
+    gc.collect()
+    streamed: dict[str, Callable[[], Any]] = {}
+    cores = kept[0].setting.threads
+    if cores > 1:
+        for candidate in finalists:
+            streamed[candidate.setting.label] = bulk_call(candidate)
+            if candidate.streamed is None:
+                continue
+            setting = replace(candidate.setting, streams=cores)
+            try:
+                engine = candidate.streamed(cores)
+            except DistilrtError as exc:
+                skipped[setting.label] = str(exc).split(";")[0]
+                continue
+            by_label[setting.label] = setting
+            streamed[setting.label] = bulk_call(Candidate(setting, lambda: engine, engine=engine))
+    try:
+        if len(streamed) > 1:
+            left = max(budget_s - (time.perf_counter() - started), 0.0)
+            turn_s = sum(measured["bulk"][c.setting.label] for c in finalists) / 1000 * 2 + SPIN_PAUSE_S * len(streamed)
+            measured["bulk-streams"] = time_round_robin(
+                streamed, repeats=max(1, min(MAX_REPEATS, math.floor(left / max(turn_s, 1e-6)))), warmup=1,
+                deadline=started + budget_s)
+    finally:
+        for pool in pools:
+            pool.shutdown()
+    final_bulk = measured.get("bulk-streams") or measured["bulk"]
+    bulk_winner = by_label[min(final_bulk, key=final_bulk.__getitem__)]
     seconds = time.perf_counter() - started
     rounded = {name: {label: round(ms, 3) for label, ms in per.items()} for name, per in measured.items()}
     path = Path()
