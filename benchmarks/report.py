@@ -9,6 +9,10 @@ from typing import Any
 PEERS = ("torch-fp32", "torch-int8", "torch-bf16", "optimum-fp32", "optimum-int8", "openvino-default",
          "openvino-int8")
 SYSTEM_ORDER = (*PEERS, "distilrt-fp32", "distilrt-fp16", "distilrt-int8")
+PEERS_NOTE = ("Peers, each in the `transformers` pipeline: PyTorch fp32, dynamic int8 and bf16; optimum ORTModel "
+              "fp32 and int8; OpenVINO on optimum's plain export at its default precision (bf16 on AMX) and int8 "
+              "from `nncf.quantize` defaults (the `bench` extra installs openvino and nncf; without them those rows "
+              "are skipped with the reason).")
 
 
 def _index(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -304,7 +308,7 @@ def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/res
              "weights (speed depends on shapes, not weight values); all-MiniLM-L6-v2 with its real weights. "
              "Latency: p50 in ms end to end (tokenize + run + post-process); throughput: items/s at each "
              f"system's best batch size. Full figures, p95/p99, efficiency and footprint: `{results_dir}/results.md`.",
-             ""]
+             "", PEERS_NOTE, ""]
     for key, info in result["models"].items():
         loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
         systems = [s for s in SYSTEM_ORDER if any((key, w, s) in index for w in loads)]
