@@ -80,3 +80,7 @@ class MaskTokenMissingError(InputError):
 
 class UnsupportedPrecisionError(InputError):
     """A precision was asked of an engine or a CPU that cannot run it; the message names what can."""
+
+
+class TritonServerError(DistilrtError):
+    """A local Triton server (from the nvidia-pytriton wheel) could not be set up, did not start, or died."""

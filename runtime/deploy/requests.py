@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..manifest import Manifest
 from ..serve import schemas
 from ..serve.batching import Job
 from ..serve.budget import Limits
@@ -37,9 +36,6 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.body is not None
-
-    def error_json(self) -> bytes:
-        return json.dumps({"error": self.error, "error_type": self.code}).encode("utf-8")
 
 
 def served_model(bundle: Path, *, precision: str = "auto", provider: str = "auto", threads: int | None = None,
@@ -123,7 +119,3 @@ class RequestRunner:
 def _error(exc: ServeHTTPError) -> Answer:
     return Answer(status=exc.status, error=exc.message, code=exc.code)
 
-
-def manifest_name(bundle: Path) -> str:
-    """The name a bundle is served under (its manifest's)."""
-    return Manifest.read(Path(bundle)).name

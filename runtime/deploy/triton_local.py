@@ -33,16 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DistilrtError, MissingDependencyError
+from ..errors import MissingDependencyError, TritonServerError
 
 logger = logging.getLogger(__name__)
 
 STUB_SITE_ENV = "DISTILRT_TRITON_STUB_SITE"
 STUB_SITE_DIR = "triton-stub-site"
-
-
-class TritonServerError(DistilrtError):
-    """The local Triton server could not be set up, did not start, or died."""
 
 
 @dataclass(frozen=True)
