@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from distilrt.runtime.providers import GPU_INSTALL
+
 from .timing import time_calls
 from .workloads import QAPair
 
@@ -157,8 +159,7 @@ def skip_reasons(probe: GpuProbe, *, have_model: bool = True) -> dict[str, str |
             if probe.ort_error:
                 problems.append(probe.ort_error)
             elif CUDA not in probe.providers:
-                problems.append(f"onnxruntime has no {CUDA} (available: {have}); it is the CPU build: "
-                                "install onnxruntime-gpu (pip install 'distilrt[gpu]')")
+                problems.append(f"onnxruntime has no {CUDA} (available: {have}); it is the CPU build: {GPU_INSTALL}")
             if spec.provider == TENSORRT and not probe.ort_error and TENSORRT not in probe.providers:
                 problems.append(f"onnxruntime has no {TENSORRT} (available: {have}); it needs an onnxruntime-gpu "
                                 "with TensorRT and the TensorRT libraries")

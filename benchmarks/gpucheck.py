@@ -34,8 +34,8 @@ CUDA, TENSORRT = "CUDAExecutionProvider", "TensorrtExecutionProvider"
 SYSTEMS: tuple[tuple[str, str], ...] = (("cuda", "fp32"), ("cuda", "fp16"), ("tensorrt", "fp16"), ("tensorrt", "int8"))
 SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (8, 128), (32, 128), (1, 384))
 MODELS: tuple[str, ...] = ("distilbert-qa", "minilm-embed")
-DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-cu12", "tensorrt-cu12-libs",
-                 "nvidia-cuda-runtime-cu12", "nvidia-cudnn-cu12", "nvidia-cublas-cu12", "torch")
+DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-cu12", "tensorrt-cu13", "nvidia-cuda-runtime",
+                 "nvidia-cuda-runtime-cu12", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "torch")
 QA_TEXTS: tuple[tuple[str, str], ...] = (
     ("Who wrote the report?", "The annual report was written by Maria Lopez, the head of finance, in March."),
     ("Where is the museum?", "The museum of modern art stands near the old river bridge in the city centre."),
@@ -106,8 +106,9 @@ def environment(*, providers: list[str] | None = None, nvidia_smi: str | None | 
             env["gpu_error"] = f"nvidia-smi failed: {exc}"
     else:
         env["gpu_error"] = "nvidia-smi not found: no NVIDIA driver on this host"
-    env["libraries"] = {"cudart": _loadable(("libcudart.so.12",)), "cudnn": _loadable(("libcudnn.so.9",)),
-                        "tensorrt": _loadable(("libnvinfer.so.10", "libnvinfer.so.11"))}
+    env["libraries"] = {"cudart": _loadable(("libcudart.so.13", "libcudart.so.12")),
+                        "cudnn": _loadable(("libcudnn.so.9",)),
+                        "tensorrt": _loadable(("libnvinfer.so.11", "libnvinfer.so.10"))}
     return env
 
 

@@ -172,7 +172,7 @@ def _build_variants(
     gpu_ops: dict[str, int] = {}
     with steps.step("optimise", "ORT transformer fusions"):
         # The CPU graphs leave out the fusions whose CPU kernels are the slower (see optimize.fuse); the
-        # fp16 variant, meant for CUDA / TensorRT, gets every fusion.
+        # fused fp16 graph, meant for ONNX Runtime's CUDA provider, gets every fusion.
         fused_ops = _fuse_or_nothing(plain, work / "fused.onnx", checkpoint.config, for_cpu=True)
         if fused_ops:
             graphs["fused"] = work / "fused.onnx"
@@ -223,13 +223,28 @@ def _build_variants(
             variants["_graphs"][f"fp32-{label}"] = place("fp32", graphs[label], relative, parity,
                                                          {"graph": label, "fused_operators": _graph_ops(label, fused_ops)})
     if "fp16" in wanted:
-        source = "fused" if gpu_ops else "plain"
+        # The standard file is the plain graph in fp16 (standard operators: TensorRT and any engine); ONNX
+        # Runtime's fully fused graph in fp16 rides along for its CUDA provider (see export.fp16).
         with steps.step("convert", "fp16"):
             fp16_path = work / "model_fp16.onnx"
-            kept = convert_fp16(work / "fused_gpu.onnx" if gpu_ops else plain, fp16_path)
+            kept = convert_fp16(plain, fp16_path)
         variants["fp16"] = place("fp16", fp16_path, VARIANT_FILES["fp16"], validate("fp16", fp16_path),
-                                 {"graph": source, "fused_operators": gpu_ops, "fp32_ops": kept, "io_types": "float32",
-                                  "why": "fused attention is what CUDA/TensorRT run fastest"})
+                                 {"graph": "plain", "fused_operators": {}, "fp32_ops": kept, "io_types": "float32",
+                                  "why": "standard ONNX operators with the precision in the graph: TensorRT 10 and 11"})
+        if gpu_ops:
+            fused_fp16 = work / "model_fp16_fused.onnx"
+            with steps.step("convert", "fp16 fused"):
+                kept = convert_fp16(work / "fused_gpu.onnx", fused_fp16)
+            try:
+                parity = validate("fp16", fused_fp16)
+            except ParityError as exc:  # an optional graph: the bundle is whole without it
+                logger.warning("the fused fp16 graph fails validation (%s); leaving it out", exc)
+                steps.note(f"fused fp16 graph left out: {exc}")
+            else:
+                variants["_graphs"]["fp16-fused"] = place(
+                    "fp16", fused_fp16, FP16_FUSED_FILE, parity,
+                    {"graph": "fused", "fused_operators": gpu_ops, "fp32_ops": kept, "io_types": "float32",
+                     "why": "ONNX Runtime's CUDA provider runs the fused operators in fp16"})
     if "int8" in wanted:
         label = next(g for g in INT8_SOURCE_ORDER if g in graphs)
         path, details, parity = _build_int8(checkpoint, label, graphs[label], work, steps, batches, mask_token_id,
@@ -248,6 +263,8 @@ def _build_variants(
 
 #: Extra fp32 graphs a bundle carries beside ``onnx/model.onnx`` (optimum's plain export), and their files.
 EXTRA_GRAPH_FILES: dict[str, str] = {"fused": "onnx/model_fused.onnx", "flash": "onnx/model_flash.onnx"}
+#: ONNX Runtime's fully fused graph in fp16 (every fusion, for its CUDA provider), beside ``model_fp16.onnx``.
+FP16_FUSED_FILE = "onnx/model_fp16_fused.onnx"
 #: The dynamic int8 variant is quantised from the first of these graphs the export could build.  A fixed
 #: rule, not a measurement: the flash graph's int8 was the fastest on full-size DistilBERT-QA at every
 #: shape measured (see ``attention``), and quantising one graph keeps export quick.

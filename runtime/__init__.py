@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from .errors import (
     BundleError,
+    CacheDirError,
     CheckpointError,
     DistilrtError,
+    GraphUnsupportedError,
     HubUnreachableError,
     InputError,
     MaskTokenMissingError,
@@ -27,8 +29,10 @@ from .pipeline import pipeline
 __all__ = [
     "Bundle",
     "BundleError",
+    "CacheDirError",
     "CheckpointError",
     "DistilrtError",
+    "GraphUnsupportedError",
     "HubUnreachableError",
     "InputError",
     "Manifest",

@@ -43,6 +43,22 @@ def _as_tuple(names: Sequence[str] | None) -> Any:
     return names if names is None or isinstance(names, str) else tuple(names)
 
 
+#: The graphs ONNX Runtime's CUDA provider prefers, best first (see ``Manifest.preferred_graph``).
+CUDA_GRAPH_ORDER: tuple[str, ...] = ("fused", "plain")
+
+
+def _graph_for(bundle: Bundle, precision: str, device: str) -> str:
+    """The graph key to run ``precision`` on ``device`` before anything is measured on this host.
+
+    CPU: the flash-attention graph, else the fused one, else the standard file; fp16 keeps the standard
+    file there (the fused fp16 graph's kernels are CUDA's; the CPU would run them in fp32 between Casts).
+    CUDA: ONNX Runtime's fused graph (fp16: every fusion, in fp16), else the standard file.
+    """
+    if device == "cuda":
+        return bundle.manifest.preferred_graph(precision, CUDA_GRAPH_ORDER)
+    return precision if precision == "fp16" else bundle.manifest.preferred_graph(precision)
+
+
 def _plan(bundle: Bundle, provider: str, precision: str, *, batch_size: int, device_id: int,
           tensorrt_cache_dir: str | Path | None) -> tuple[ProviderPlan, str, str]:
     """(provider plan, precision, graph key for the manifest) before any session exists."""
@@ -54,8 +70,7 @@ def _plan(bundle: Bundle, provider: str, precision: str, *, batch_size: int, dev
                            "uint8 x int8 MatMulInteger / DynamicQuantizeMatMul, so most of %s runs on the CPU; "
                            "use precision='fp16' on CUDA, or provider='tensorrt' with a static QDQ int8 graph",
                            bundle.manifest.name)
-        # On the CPU, until a graph is measured on this host: the bundle's flash-attention graph, else its fused one.
-        return probe, chosen, bundle.manifest.preferred_graph(chosen) if probe.device == "cpu" else chosen
+        return probe, chosen, _graph_for(bundle, chosen, probe.device)
     if precision not in PRECISION_CHOICES:
         raise UnknownNameError(f"unknown precision {precision!r}; known: {', '.join(PRECISION_CHOICES)}")
     chosen, key, why = trt.choose_precision(bundle.manifest, bundle.path, precision)
@@ -152,7 +167,7 @@ def pipeline(
         logger.warning("provider auto: %s did not load, so %s runs on the CPU at %s%s (%s)", PROVIDERS["cuda"],
                        bundle.manifest.name, cpu_precision,
                        f" instead of {chosen}" if cpu_precision != chosen else " as asked (slow there)", plan.notes[-1])
-        chosen = file_precision = cpu_precision
+        chosen, file_precision = cpu_precision, _graph_for(bundle, cpu_precision, "cpu")
         session = OrtEngine(bundle.path, bundle.manifest, chosen, plan, settings, file_precision=file_precision)
 
     def stream_session() -> Engine:

@@ -170,7 +170,8 @@ def session_failure(plan: ProviderPlan, exc: BaseException) -> ProviderUnavailab
         fix = ("Fix: check that the TensorRT libraries match this onnxruntime-gpu (`python scripts/gpu_check.py` "
                "lists them), or pass provider='cuda'")
     else:
-        fix = "Fix: check the CUDA 12 / cuDNN 9 libraries (`python scripts/gpu_check.py` lists them), or pass provider='cpu'"
+        fix = ("Fix: check the CUDA / cuDNN libraries this onnxruntime-gpu was built for (`python scripts/gpu_check.py` "
+               "lists them), or pass provider='cpu'")
     return ProviderUnavailableError(f"onnxruntime could not build a session on {plan.primary}: "
                                     f"{' | '.join(lines[:6]) or type(exc).__name__}. {fix}")
 
@@ -184,8 +185,8 @@ def check_session_providers(plan: ProviderPlan, loaded: Sequence[str], *, cause:
     """
     if plan.primary in loaded:
         return plan
-    reason = cause or ("the usual cause is a CUDA 12 / cuDNN 9 library onnxruntime-gpu could not load: "
-                       "install them with `pip install 'onnxruntime-gpu[cuda,cudnn]'` and call "
+    reason = cause or ("the usual cause is a CUDA or cuDNN library onnxruntime-gpu could not load: install the ones "
+                       "it was built for with `pip install 'onnxruntime-gpu[cuda,cudnn]'` and call "
                        "`onnxruntime.preload_dlls()` before the first session, or put them on LD_LIBRARY_PATH")
     message = (f"onnxruntime listed {plan.primary} but the session loaded only {', '.join(loaded) or 'nothing'} "
                f"({reason})")

@@ -240,6 +240,7 @@ def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatc
     monkeypatch.setattr(importlib.import_module("distilrt.runtime.pipeline"), "OrtEngine", capture)
     standard = [key for key, v in manifest.variants.items() if trt.graph_problem(graph_ops(bundle_dir / v.file), key)
                 is None]
+    assert {"fp32", "fp16"} <= set(standard)  # the plain export and its fp16 conversion
     for precision in ("fp32", "fp16"):
         if precision in standard:
             with pytest.raises(Stop):
@@ -255,6 +256,31 @@ def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatc
             with pytest.raises(GraphUnsupportedError, match="com.microsoft"):
                 pipeline(model=bundle_dir, provider="tensorrt", precision=precision,
                          tensorrt_cache_dir=tmp_path / "engines")
-    with pytest.raises(GraphUnsupportedError, match="MatMulInteger|QuantizeLinear|com.microsoft"):
-        pipeline(model=bundle_dir, provider="tensorrt", precision="int8", tensorrt_cache_dir=tmp_path / "engines")
+    if any(trt.graph_problem(graph_ops(bundle_dir / manifest.variant(key).file), "int8") is None
+           for key in trt.graph_keys(manifest, "int8")):  # the bundle has a static QDQ int8 graph
+        with pytest.raises(Stop):
+            pipeline(model=bundle_dir, provider="tensorrt", precision="int8", tensorrt_cache_dir=tmp_path / "engines")
+        assert built[-1][0] == "int8" and built[-1][1] != "int8" and built[-1][2].options[0]["trt_int8_enable"]
+    else:
+        with pytest.raises(GraphUnsupportedError, match="at int8: int8 .*com.microsoft|MatMulInteger"):
+            pipeline(model=bundle_dir, provider="tensorrt", precision="int8", tensorrt_cache_dir=tmp_path / "engines")
 
+
+
+def test_cuda_gets_onnx_runtimes_fused_fp16_graph(make_bundle, monkeypatch) -> None:
+    monkeypatch.setattr(prov, "available_providers", lambda: [CUDA, CPU])
+    built: list[Any] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):  # noqa: ANN001
+        built.append((precision, file_precision, plan))
+        raise Stop
+
+    monkeypatch.setattr(importlib.import_module("distilrt.runtime.pipeline"), "OrtEngine", capture)
+    with pytest.raises(Stop):
+        pipeline(model=make_bundle("distilbert-qa-uncased"), provider="cuda", precision="auto")
+    precision, key, plan = built[-1]
+    assert precision == "fp16" and key == "fp16-fused"  # Attention, SkipLayerNorm, Gelu as CUDA fp16 kernels
+    assert plan.names == [CUDA, CPU] and plan.options[0]["use_tf32"] == 0

@@ -13,7 +13,7 @@ distilrt deploy triton BUNDLE [BUNDLE ...] --output REPO
     Write a Triton model repository.  --backend python (default) serves each bundle with distilrt's
     runtime inside Triton's python backend: tensor REQUEST (BYTES, a Hugging Face Inference API JSON body)
     in, RESPONSE (BYTES, the JSON distilrt serve answers) out, with Triton's dynamic batcher.  The server's
-    Python needs `pip install distilrt`.  --backend onnxruntime writes the ONNX graph as an onnxruntime_onnx
+    Python needs `pip install 'distilrt[cpu]'` (GPU servers: 'distilrt[gpu]').  --backend onnxruntime writes the ONNX graph as an onnxruntime_onnx
     model plus a python-backend model that tokenizes, calls it (BLS) and post-processes (same interface).
 
 distilrt deploy ray BUNDLE [BUNDLE ...] --replicas N --port P

@@ -29,13 +29,13 @@ BACKENDS = ("python", "onnxruntime")
 
 MODEL_PY = '''"""Triton python-backend model for the distilrt bundle in ./bundle (written by `distilrt deploy triton`).
 
-The server's Python needs the distilrt runtime: pip install distilrt
+The server's Python needs the distilrt runtime: pip install 'distilrt[cpu]' (GPU servers: 'distilrt[gpu]')
 """
 try:
     from distilrt.runtime.deploy.triton_model import TritonPythonModel  # noqa: F401
 except ImportError as exc:  # pragma: no cover - runs inside Triton
     raise ImportError(f"this Triton model needs the distilrt runtime in the server's Python ({exc}); "
-                      "install it with: pip install distilrt") from exc
+                      "install it with: pip install 'distilrt[cpu]' (GPU servers: 'distilrt[gpu]')") from exc
 '''
 
 
