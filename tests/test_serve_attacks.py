@@ -203,11 +203,11 @@ def _lane_order(costs: list[int], *, large_cost: int, max_batch_tokens: int) -> 
     return ran[1:]
 
 
-def test_small_requests_wait_behind_at_most_one_large_batch() -> None:
-    # four large QA-sized requests queued first, then five small ones
-    order = _lane_order([5000] * 4 + [10] * 5, large_cost=512, max_batch_tokens=8192)
+def test_small_requests_wait_behind_at_most_one_large_request() -> None:
+    # four large QA-sized requests queued first, then five small ones; the budget would fit three large ones
+    order = _lane_order([5000] * 4 + [10] * 5, large_cost=512, max_batch_tokens=16384)
     assert order[0] == ["L0"] and order[1] == ["s4", "s5", "s6", "s7", "s8"]
-    assert order[2:] == [["L1"], ["L2"], ["L3"]]  # large ones still all run, one per budget
+    assert order[2:] == [["L1"], ["L2"], ["L3"]]  # large ones still all run, one at a time
 
 
 def test_lanes_take_turns_so_large_requests_are_not_starved() -> None:

@@ -8,8 +8,8 @@ dedicated worker thread
 runs, new requests queue up and form the next batch, so under load batches grow without any waiting.
 
 Requests costing more than ``large_cost`` tokens (long QA contexts, many inputs) wait in a lane of their
-own.  When both lanes hold requests the worker takes them in turn, so a small request waits behind at most
-one batch of large ones, never behind a queue of them, and large requests are never starved.
+own and run one per batch.  When both lanes hold requests the worker takes them in turn, so a small request
+waits behind at most one large request, never behind a queue of them, and large requests are never starved.
 """
 
 from __future__ import annotations
@@ -177,7 +177,9 @@ class MicroBatcher:
         first, lane = taken
         batch, size, tokens = [first], first.size, first.cost
         deadline = first.enqueued + self.max_wait
-        while size < self.max_batch_size:
+        # a large request runs alone: its windows or inputs already fill a batch, and the small requests
+        # waiting in the other lane are held back by one large request, not by several
+        while size < self.max_batch_size and lane is not self._large:
             if lane:
                 nxt = lane[0]
                 if nxt.future is None or nxt.future.done():
