@@ -47,6 +47,9 @@ def test_multi_label_config_uses_sigmoid(make_checkpoint, make_bundle, tmp_path:
         config = json.loads((directory / "config.json").read_text())
         config["problem_type"] = "multi_label_classification"
         (directory / "config.json").write_text(json.dumps(config))
+    from distilrt.runtime.manifest import Manifest, seal
+
+    seal(Manifest.read(bundle), bundle).write(bundle)  # the edited config, listed with its new digest
     ours = pipeline("text-classification", model=bundle, precision="fp32", provider="cpu")
     assert ours.default_function == "sigmoid"
     from transformers import pipeline as hf_pipeline
