@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import FeaturesOutput
 from ..tokenizer import read_json
 from .base import Task, as_text_list
 
@@ -44,7 +45,7 @@ class FeatureExtraction(Task):
         return int(value) if isinstance(value, int) else None
 
     def __call__(self, inputs: str | list[str], *, pooling: str = "auto", normalize: bool | None = None,
-                 truncation: bool | None = None) -> Any:
+                 truncation: bool | None = None) -> FeaturesOutput:
         """Features of each text.
 
         ``pooling``: "none" gives each text's token states as a float32 array ``[tokens, hidden]``

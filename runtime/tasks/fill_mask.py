@@ -13,6 +13,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from ..errors import InputError, MaskTokenMissingError
+from ..outputs import FillMaskOutput
 from .base import Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class FillMask(Task):
 
             raise BundleError(f"the tokenizer of bundle {self.manifest.name!r} defines no mask token, so it cannot fill masks")
 
-    def __call__(self, inputs: str | list[str], *, top_k: int = 5, targets: str | Sequence[str] | None = None) -> Any:
+    def __call__(self, inputs: str | list[str], *, top_k: int = 5,
+                 targets: str | Sequence[str] | None = None) -> FillMaskOutput:
         """Fill every mask token of each text.
 
         One mask: a list of ``top_k`` predictions (best first).  Several masks in a text: one such list

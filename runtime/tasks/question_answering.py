@@ -16,6 +16,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from ..errors import InputError
+from ..outputs import QAOutput
 from .base import Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class QuestionAnswering(Task):
     def __call__(self, inputs: Any = None, *, question: str | list[str] | None = None,
                  context: str | list[str] | None = None, top_k: int = 1, doc_stride: int | None = None,
                  max_answer_len: int = 15, max_seq_len: int | None = None, max_question_len: int = 64,
-                 handle_impossible_answer: bool = False, align_to_words: bool = True) -> Any:
+                 handle_impossible_answer: bool = False, align_to_words: bool = True) -> QAOutput:
         """Answer each question from its context.
 
         ``question``/``context`` are strings or equal-length lists (a single context is shared by a

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import ClassificationOutput
 from .base import Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class TextClassification(Task):
         return "softmax"
 
     def __call__(self, inputs: Any, *, top_k: int | None = 1, function_to_apply: str | None = None,
-                 truncation: bool = False) -> Any:
+                 truncation: bool = False) -> ClassificationOutput:
         """Classify each text (or ``{"text", "text_pair"}`` dict).
 
         ``top_k=1``: one ``{"label", "score"}`` dict per text; ``top_k`` > 1 or None: a list of the best
