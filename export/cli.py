@@ -46,16 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distilrt.runtime.errors import MissingDependencyError
+    from distilrt.runtime.errors import InputError, require_extra
 
-    try:
-        import optimum.exporters.onnx  # noqa: F401 - fail early with an install hint
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"`distilrt export` needs the export extra ({exc.name} is missing): pip install 'distilrt[export]'"
-        ) from exc
-    from distilrt.runtime.errors import InputError
+    require_extra("export", ("optimum.exporters.onnx", "torch"), feature="`distilrt export`")
 
     from .api import export_model
     from .report import summary_table

@@ -66,6 +66,18 @@ class MissingDependencyError(DistilrtError, ImportError):
     """An optional dependency is needed for this feature; the message names the install command."""
 
 
+def require_extra(extra: str, modules: tuple[str, ...], *, feature: str) -> None:
+    """Import ``modules`` now, so that ``feature`` fails early, naming the ``extra`` that installs them."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise MissingDependencyError(f"{feature} needs the {extra} extra ({exc.name or name} is missing); "
+                                         f"install it with: pip install 'distilrt[{extra}]'") from exc
+
+
 class OutputNotWritableError(DistilrtError, PermissionError):
     """The export target cannot be created or written."""
 

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from distilrt.benchmarks import systems  # noqa: E402
-from distilrt.benchmarks.models import BenchModel  # noqa: E402
-from distilrt.benchmarks.workloads import qa_pair  # noqa: E402
+from distilrt.benchmarks import systems
+from distilrt.benchmarks.models import BenchModel
+from distilrt.benchmarks.workloads import qa_pair
 
 
 @pytest.fixture(scope="module")

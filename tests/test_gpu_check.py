@@ -18,7 +18,7 @@ CPU = "CPUExecutionProvider"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _args(tmp_path: Path, **extra) -> argparse.Namespace:  # noqa: ANN003
+def _args(tmp_path: Path, **extra) -> argparse.Namespace:
     values = {"work": str(tmp_path / "work"), "qa_bundle": None, "minilm_bundle": None, "seconds": 0.01,
               "budget": 300.0, "output": str(tmp_path / "out.json")}
     return argparse.Namespace(**{**values, **extra})
@@ -103,7 +103,7 @@ class _Session:
     def __init__(self, root: Path, log: list[tuple[int, ...]]) -> None:
         self.root, self.log = root, log
 
-    def run(self, feeds):  # noqa: ANN001, ANN201
+    def run(self, feeds):
         shape = next(iter(feeds.values())).shape
         self.log.append(shape)
         # The first length builds the engine; longer ones build another only where the profile does not hold them.

@@ -274,7 +274,7 @@ def test_cuda_gets_onnx_runtimes_fused_fp16_graph(make_bundle, monkeypatch) -> N
     class Stop(Exception):
         pass
 
-    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):  # noqa: ANN001
+    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):
         built.append((precision, file_precision, plan))
         raise Stop
 

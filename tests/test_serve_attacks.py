@@ -18,12 +18,12 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime import pipeline  # noqa: E402
-from distilrt.runtime.serve.batching import Job, MicroBatcher  # noqa: E402
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
-from distilrt.runtime.serve.server import bundle_model  # noqa: E402
+from distilrt.runtime import pipeline
+from distilrt.runtime.serve.batching import Job, MicroBatcher
+from distilrt.runtime.serve.config import ServeSettings
+from distilrt.runtime.serve.server import bundle_model
 
-from serve_fixtures import FakeFillMask, LiveServer, fake_model  # noqa: E402
+from serve_fixtures import FakeFillMask, LiveServer, fake_model
 
 BUNDLES = {"question-answering": "distilbert-qa-uncased", "fill-mask": "distilbert-mlm-uncased",
            "feature-extraction": "distilbert-features-cased", "text-classification": "distilbert-classifier"}

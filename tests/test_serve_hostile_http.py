@@ -12,10 +12,10 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from distilrt.runtime.serve.config import ServeSettings  # noqa: E402
-from distilrt.runtime.serve.server import bundle_model  # noqa: E402
+from distilrt.runtime.serve.config import ServeSettings
+from distilrt.runtime.serve.server import bundle_model
 
-from serve_fixtures import LiveServer, fake_model  # noqa: E402
+from serve_fixtures import LiveServer, fake_model
 
 BUNDLES = ("distilbert-qa-uncased", "distilbert-mlm-uncased", "distilbert-features-cased", "distilbert-classifier")
 #: generated requests per operation: enough to reach every option and shape, small enough for `make test`

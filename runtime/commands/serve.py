@@ -92,16 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError, MissingDependencyError
+    from ..errors import InputError, require_extra
     from ..validation import check_threads
 
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"distilrt serve needs {exc.name or 'fastapi and uvicorn'}; install it with: pip install 'distilrt[serve]'"
-        ) from exc
+    require_extra("serve", ("fastapi", "uvicorn"), feature="distilrt serve")
 
     from ..serve.config import ServeSettings
     from ..serve.server import bundle_model, serve

@@ -128,7 +128,7 @@ class RayBatcher:
     async def close(self) -> None:
         """Ray drains the replica; nothing is queued here beyond Ray's own batch queue."""
 
-    def expire(self, error: Any) -> int:  # noqa: ARG002
+    def expire(self, error: Any) -> int:
         """Serve's graceful-shutdown deadline: Ray drains replicas itself, so nothing is expired here."""
         return 0
 
