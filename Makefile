@@ -24,7 +24,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[cpu,export,serve,bench,test,triton,ray,openvino]"
+	$(BIN)/pip install --quiet -e ".[cpu,export,hub,serve,bench,test,triton,ray,openvino]"
 	# a real tritonserver for the deployment tests: the nvidia-pytriton wheel ships it; its Python API pins
 	# numpy < 2, so the wheel goes in without dependencies and its python-backend stub gets NumPy 1.x aside
 	$(BIN)/pip install --quiet --no-deps "nvidia-pytriton==0.7.0"

@@ -218,7 +218,7 @@ def _load_distilrt(spec: SystemSpec, model: BenchModel, bundle: Path, *, threads
             return get(batch_size, streams)(texts, top_k=5)
     else:
         def run(texts: list[str], batch_size: int, streams: int = 1) -> list[Any]:
-            return list(get(batch_size, streams)(texts))
+            return list(get(batch_size, streams)(texts, pooling="auto", return_tensors=True))
 
     return Runner(spec, model, run, made.clear, streams=stream_options)
 

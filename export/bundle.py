@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
 )
-POOLING_FILES = ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json")
+POOLING_FILES = (
+    "modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "config_sentence_transformers.json",
+)
 
 
 def bundle_name(model: str) -> str:

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 _HUB_PATTERNS = [
     "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
     "vocab.json", "merges.txt", "model.safetensors", "modules.json", "1_Pooling/config.json",
-    "sentence_bert_config.json",
+    "sentence_bert_config.json", "config_sentence_transformers.json",
 ]
 
 

@@ -85,10 +85,26 @@ def _plan(bundle: Bundle, provider: str, precision: str, *, batch_size: int, dev
     return resolve_providers(provider, device_id=device_id, tensorrt=options), chosen, key
 
 
+def _device_provider(device: Any, provider: str, device_id: int) -> tuple[str, int]:
+    """transformers' ``device`` (-1 / "cpu", an index or "cuda[:N]") as a provider and device index."""
+    if device is None:
+        return provider, device_id
+    if provider != "auto":
+        raise InputError(f"pass either device= (transformers' spelling) or provider=, not both (got device={device!r}, "
+                         f"provider={provider!r})")
+    if device == -1 or device == "cpu":
+        return "cpu", device_id
+    if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+        return "cuda", device
+    if isinstance(device, str) and (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        return "cuda", int(device[5:]) if ":" in device else 0
+    raise InputError(f"device must be -1 or 'cpu', a GPU index or 'cuda[:N]', got {device!r}")
+
+
 def pipeline(
     task: str | None = None,
+    model: str | Path | Bundle | None = None,
     *,
-    model: str | Path | Bundle,
     precision: str = "auto",
     provider: str = "auto",
     batch_size: int = 32,
@@ -101,8 +117,23 @@ def pipeline(
     tensorrt_cache_dir: str | Path | None = None,
     disabled_optimizers: Sequence[str] | None = None,
     streams: int | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    tokenizer: str | None = None,
+    device: int | str | None = None,
+    export: bool = True,
+    **call_defaults: Any,
 ) -> Any:
-    """Load a bundle for ``task`` (None: the bundle's own task) and return the callable task object.
+    """Load a model for ``task`` (None: the model's own task) and return the callable task object.
+
+    ``model`` (positional or keyword, as in transformers): a bundle directory, or a model id, found in
+    this order (see :mod:`distilrt.runtime.resolve`): distilrt's bundle cache, a hub repository that
+    ships ONNX files, then (with the export extra, unless ``export=False``) an export on demand.
+    ``revision`` and ``token`` go to huggingface_hub.  The returned object's ``resolved`` says which
+    way was taken.  ``tokenizer`` may repeat the model id (transformers code often does): a bundle
+    carries its own tokenizer.  ``device`` takes transformers' values (-1 / "cpu", a GPU index,
+    "cuda[:N]") in place of ``provider``.  Any other keyword (``top_k=3``, ``function_to_apply=...``)
+    becomes a default of every call, as transformers' pipeline takes it.
 
     ``precision``: "auto", "fp32", "fp16", "int8" (dynamic), "int8-static" (calibrated QDQ) or "bf16"
     (OpenVINO only).  ``provider``: "auto", "cpu", "cuda", "tensorrt" (ONNX Runtime) or "openvino".
@@ -130,7 +161,39 @@ def pipeline(
 
     Every model file is checked against the manifest's SHA-256 before an engine opens it.
     """
-    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    if model is None:
+        raise InputError("pass the model: pipeline(TASK, MODEL) with a bundle directory or a model id such as "
+                         "distilbert-base-uncased-distilled-squad (distilrt picks no default model)")
+    if tokenizer is not None and not (isinstance(tokenizer, (str, Path)) and str(tokenizer) == str(model)):
+        raise InputError(f"tokenizer={tokenizer!r} differs from the model; a distilrt bundle runs with its own "
+                         "tokenizer (tokenizer.json), so leave tokenizer= out")
+    provider, device_id = _device_provider(device, provider, device_id)
+    resolution = None
+    if isinstance(model, Bundle):
+        bundle = model
+    else:
+        from .resolve import resolve_model
+
+        if task is not None:
+            check_task(task)
+        resolution = resolve_model(model, task=task, revision=revision, token=token, export=export)
+        if resolution.how != "local bundle":
+            logger.info("model %s", resolution.describe())
+        bundle = load_bundle(resolution.path)
+    task_object = _build(task, bundle, precision=precision, provider=provider, batch_size=batch_size,
+                         threads=threads, optimization=optimization, optimized_cache=optimized_cache,
+                         cache_dir=cache_dir, device_id=device_id, io_binding=io_binding,
+                         tensorrt_cache_dir=tensorrt_cache_dir, disabled_optimizers=disabled_optimizers, streams=streams)
+    task_object.resolved = resolution
+    if call_defaults:
+        task_object.set_call_defaults(call_defaults)
+    return task_object
+
+
+def _build(task: str | None, bundle: Bundle, *, precision: str, provider: str, batch_size: int, threads: int | None,
+           optimization: str, optimized_cache: bool, cache_dir: str | Path | None, device_id: int,
+           io_binding: bool | None, tensorrt_cache_dir: str | Path | None, disabled_optimizers: Sequence[str] | None,
+           streams: int | None) -> Task:
     task = bundle.check_task(task)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -107,7 +107,7 @@ def run_all(bundles: list[tuple[Path, str]]) -> None:
         if manifest.task in ("fill-mask", "feature-extraction", "question-answering"):
             fe = pipeline("feature-extraction", model=bundle, provider="cpu") if manifest.task == "feature-extraction" else None
             if fe is not None:
-                vectors = fe(SENTENCES, pooling="auto")
+                vectors = fe.embed(SENTENCES)
                 sims = vectors @ vectors.T
                 print(f"embeddings {vectors.shape}, cosine('{SENTENCES[0]}', ·): "
                       + ", ".join(f"{s:.3f}" for s in sims[0]))

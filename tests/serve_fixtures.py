@@ -104,8 +104,8 @@ class FakeFillMask(FakePipeline):
 class FakeFeatures(FakePipeline):
     task = "feature-extraction"
 
-    def __call__(self, texts: Any, *, pooling: str = "auto", normalize: bool | None = None,
-                 truncation: bool | None = None) -> Any:
+    def __call__(self, texts: Any, *, pooling: str = "none", normalize: bool | None = None,
+                 truncation: bool | None = None, return_tensors: bool = False) -> Any:
         single = not isinstance(texts, list)
         batch = [texts] if single else texts
         self._record(len(batch))
@@ -114,11 +114,13 @@ class FakeFeatures(FakePipeline):
             vec = _vector(self._check(text))
             if normalize:
                 vec = vec / np.linalg.norm(vec)
-            rows.append(vec if pooling != "none" else np.stack([vec] * (1 + len(text) % 4)))
-        if pooling == "none":
+            rows.append(vec if pooling != "none" else np.stack([vec] * (1 + len(text) % 4))[None])
+        if pooling == "none":  # [1, tokens, hidden] per text, as the runtime gives
+            rows = rows if return_tensors else [r.tolist() for r in rows]
             return rows[0] if single else rows
         out = np.stack(rows)
-        return out[0] if single else out
+        out = out[0] if single else out
+        return out if return_tensors else out.tolist()
 
 
 class FakeClassifier(FakePipeline):

@@ -30,7 +30,7 @@ def test_classifier_matches_transformers(task_pair) -> None:
         reference = ref(text, top_k=None)
         assert_ranked_apart([r["score"] for r in reference], text)
         assert_same_labels(result, reference, text)
-        best = ours(text)
+        [best] = ours(text)  # a one-element list for one string, as transformers gives
         assert isinstance(best, dict) and best["label"] == reference[0]["label"]
         assert close(best["score"], reference[0]["score"])
         assert_same_labels(ours(text, function_to_apply="sigmoid", top_k=2),
@@ -71,7 +71,7 @@ def test_classifier_pairs_and_bad_input(task_pair) -> None:
         ours(["fine", 3])
     with pytest.raises(InputError, match="truncation=True"):
         ours("word " * 600)
-    assert isinstance(ours("word " * 600, truncation=True), dict)
+    assert isinstance(ours("word " * 600, truncation=True)[0], dict)
     with pytest.raises(InputError, match="top_k"):
         ours("fine", top_k=0)
     with pytest.raises(InputError, match="function_to_apply"):
@@ -80,19 +80,20 @@ def test_classifier_pairs_and_bad_input(task_pair) -> None:
 
 def test_token_features_match_transformers(task_pair) -> None:
     ours, ref = task_pair("feature-extraction", "distilbert-features-cased", batch_size=2)
-    states = ours(SENTENCES, pooling="none")
+    states = ours(SENTENCES, pooling="none", return_tensors=True)
     assert isinstance(states, list) and len(states) == len(SENTENCES)
     for text, state in zip(SENTENCES, states):
         reference = np.asarray(ref(text))[0]
-        assert state.dtype == np.float32 and state.shape == reference.shape
+        assert state.dtype == np.float32 and state.shape == (1, *reference.shape)
+        state = state[0]
         np.testing.assert_allclose(state, reference, atol=1e-4, rtol=0)
         np.testing.assert_allclose(ours(text, pooling="mean"), reference.mean(0), atol=1e-4, rtol=0)
         np.testing.assert_allclose(ours(text, pooling="cls"), reference[0], atol=1e-4, rtol=0)
         np.testing.assert_allclose(ours(text, pooling="max"), reference.max(0), atol=1e-4, rtol=0)
-    single = ours(SENTENCES[0])  # no sentence-transformers pooling in this bundle: auto = none
-    assert single.ndim == 2
-    pooled = ours(SENTENCES, pooling="mean", normalize=True)
-    assert pooled.shape == (len(SENTENCES), single.shape[1])
+    single = ours(SENTENCES[0], pooling="auto", return_tensors=True)  # no sentence-transformers pooling: none
+    assert single.ndim == 3
+    pooled = ours(SENTENCES, pooling="mean", normalize=True, return_tensors=True)
+    assert pooled.shape == (len(SENTENCES), single.shape[2])
     np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
 
 
@@ -121,10 +122,11 @@ def test_minilm_matches_sentence_transformers(minilm) -> None:
     assert ours.task == "feature-extraction" and ours.manifest.pooling["mode"] == "mean"
     long_text = " ".join(SENTENCES) * 12  # past sentence-transformers' 256-token limit
     texts = [*SENTENCES, long_text, "Ünïcödé — ok? 東京 🙂"]
-    ours_vectors = ours(texts)
+    ours_vectors = ours.embed(texts)
     reference = reference_model.encode(texts, convert_to_numpy=True)
     assert ours_vectors.shape == reference.shape == (len(texts), 384)
     cosine = (ours_vectors * reference).sum(1) / (np.linalg.norm(ours_vectors, axis=1) * np.linalg.norm(reference, axis=1))
     assert cosine.min() >= 0.9999, cosine
     np.testing.assert_allclose(np.linalg.norm(ours_vectors, axis=1), 1.0, atol=1e-5)  # Normalize module honoured
-    assert np.allclose(ours(texts[0]), ours_vectors[0], atol=1e-6)
+    assert np.allclose(ours.embed(texts[0]), ours_vectors[0], atol=1e-6)
+    assert np.allclose(ours(texts, pooling="auto", return_tensors=True), ours_vectors, atol=1e-6)

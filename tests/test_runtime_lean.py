@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("torch", "transformers", "optimum", "sentence_transformers", "tensorflow", "jax", "accelerate")
+# huggingface_hub is imported only to resolve a model id, never for a bundle directory
+HEAVY = ("torch", "transformers", "optimum", "sentence_transformers", "tensorflow", "jax", "accelerate",
+         "huggingface_hub")
 
 SCRIPT = r"""
 import json, sys, io, contextlib

@@ -15,7 +15,9 @@ from ..errors import InputError
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
+    parser.add_argument("bundle", metavar="MODEL",
+                        help="bundle directory written by `distilrt export`, or a model id (see `distilrt info`)")
+    parser.add_argument("--revision", default=None, help="hub revision for a model id (branch, tag or commit)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="model variant (auto: what `distilrt tune` chose here, else int8 on CPU, fp16 on GPU; "
                              "bf16 runs on OpenVINO)")
@@ -34,7 +36,12 @@ def load_pipeline(args: argparse.Namespace, task: str) -> Any:
     from ..pipeline import pipeline
 
     return pipeline(task, model=args.bundle, precision=args.precision, provider=args.provider,
-                    batch_size=args.batch_size, threads=args.threads, streams=args.streams)
+                    batch_size=args.batch_size, threads=args.threads, streams=args.streams, revision=args.revision)
+
+
+def per_text(result: Any, inputs: list[Any]) -> list[Any]:
+    """One result per input: pipelines give a list of one input that input's bare result, as transformers does."""
+    return [result] if len(inputs) == 1 else list(result)
 
 
 def run_text_command(

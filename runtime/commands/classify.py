@@ -35,7 +35,8 @@ def _classifier_inputs(records: list[dict[str, Any]]) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {"top_k": None if args.all else args.top_k, "function_to_apply": args.function_to_apply,
-               "truncation": args.truncation}
+    options = {"function_to_apply": args.function_to_apply, "truncation": args.truncation}
+    if args.all or args.top_k != 1:  # without top_k each text gets its best label as one dict
+        options["top_k"] = None if args.all else args.top_k
     return run_text_command(args, "text-classification", result_key="labels",
                             call=lambda tc, inputs: tc(inputs, **options), inputs_from_records=_classifier_inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._common import add_pipeline_arguments, run_text_command
 
@@ -28,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {"pooling": args.pooling, "normalize": args.normalize, "truncation": args.truncation}
-    return run_text_command(args, "feature-extraction", result_key="embedding",
-                            call=lambda fe, texts: fe(texts, **options))
+    options = {"pooling": args.pooling, "normalize": args.normalize, "truncation": args.truncation,
+               "return_tensors": True}
+
+    def call(fe: Any, texts: list[str]) -> list[Any]:
+        # token states come as [1, tokens, hidden] per text (transformers' shape); print [tokens, hidden]
+        return [row[0] if row.ndim == 3 else row for row in fe(texts, **options)]
+
+    return run_text_command(args, "feature-extraction", result_key="embedding", call=call)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_pipeline_arguments, run_text_command
+from ._common import add_pipeline_arguments, per_text, run_text_command
 
 HELP = "fill the mask token(s) of texts"
 DESCRIPTION = """Predict the tokens hidden behind the model's mask token ([MASK] or <mask>).
@@ -25,5 +25,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     return run_text_command(args, "fill-mask", result_key="predictions",
-                            call=lambda fm, texts: fm(texts, top_k=args.top_k, targets=targets),
+                            call=lambda fm, texts: per_text(fm(texts, top_k=args.top_k, targets=targets), texts),
                             missing="pass at least one text holding the mask token, or --jsonl FILE")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 HELP = "show a bundle's manifest, variants, parity figures and the providers available here"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
+    parser.add_argument("bundle", metavar="MODEL",
+                        help="bundle directory, or a model id: found in the bundle cache, built from a hub repository's "
+                             "ONNX files, or exported on demand (the export extra), in that order")
+    parser.add_argument("--revision", default=None, help="hub revision for a model id (branch, tag or commit)")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
@@ -19,11 +21,15 @@ def run(args: argparse.Namespace) -> int:
 
     from ..manifest import Manifest
 
-    manifest = Manifest.read(args.bundle)
+    from ..resolve import resolve_model
+
+    resolution = resolve_model(args.bundle, revision=args.revision)
+    manifest = Manifest.read(resolution.path)
     if args.json:
         print(manifest.to_json(), end="")
         return 0
-    print(f"bundle      {args.bundle}")
+    print(f"bundle      {resolution.path}")
+    print(f"resolved    {resolution.describe()}")
     print(f"name        {manifest.name}")
     print(f"task        {manifest.task}")
     print(f"arch        {manifest.architecture} ({manifest.model_type}), max length {manifest.max_sequence_length}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_pipeline_arguments, load_pipeline, read_jsonl, write_json, write_jsonl
+from ._common import add_pipeline_arguments, load_pipeline, per_text, read_jsonl, write_json, write_jsonl
 
 HELP = "answer a question from a context (or a JSON Lines file of them)"
 DESCRIPTION = """Answer questions from contexts with a question-answering bundle.
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("pass either --jsonl or --question/--context, not both")
         records = read_jsonl(args.jsonl, keys=("question", "context"))
         qa = load_pipeline(args, "question-answering")
-        answers = qa(question=[r["question"] for r in records], context=[r["context"] for r in records],
-                     **options) if records else []
+        answers = per_text(qa(question=[r["question"] for r in records], context=[r["context"] for r in records],
+                              **options), records) if records else []
         write_jsonl(records, answers, key="answer")
         return 0
     if args.context_file is not None:

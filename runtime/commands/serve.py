@@ -6,7 +6,6 @@ import argparse
 import math
 import logging
 import os
-from pathlib import Path
 
 from ..engines.choose import PRECISION_CHOICES, PROVIDER_CHOICES
 
@@ -47,7 +46,9 @@ def _positive_float(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories to serve")
+    parser.add_argument("bundles", nargs="+", metavar="MODEL",
+                        help="bundle directories or model ids to serve (ids resolve as in `distilrt info`)")
+    parser.add_argument("--revision", default=None, help="hub revision for model ids (branch, tag or commit)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000; 0 picks a free one)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
@@ -119,8 +120,11 @@ def run(args: argparse.Namespace) -> int:
                                  header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    models = [bundle_model(b, precision=args.precision, provider=args.provider, threads=args.threads,
-                           batch_size=args.pipeline_batch_size) for b in args.bundles]
+    from ..resolve import resolve_model
+
+    models = [bundle_model(resolve_model(b, revision=args.revision).path, precision=args.precision,
+                           provider=args.provider, threads=args.threads, batch_size=args.pipeline_batch_size)
+              for b in args.bundles]
     names = [m.name for m in models]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

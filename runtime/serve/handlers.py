@@ -193,6 +193,8 @@ class FeatureExtractionHandler(TaskHandler):
         return ParsedRequest(items, params, single, meta)
 
     def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+        # the Inference API pools as a sentence-transformers model does ("auto"); arrays, not nested lists
+        params = {"pooling": "auto", **params, "return_tensors": True}
         if len(items) == 1:
             return [np.asarray(pipe(items[0], **params))]
         result = pipe(list(items), **params)
@@ -200,6 +202,8 @@ class FeatureExtractionHandler(TaskHandler):
 
     def finish(self, raw: Any, meta: dict[str, Any]) -> Any:
         vector = np.asarray(raw, dtype=np.float32)
+        if vector.ndim == 3:  # token states come as [1, tokens, hidden]; the API answers [tokens, hidden]
+            vector = vector[0]
         if meta.get("encoding") == "base64":
             return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
         return vector.tolist()

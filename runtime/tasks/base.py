@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +64,37 @@ class Task:
     required_outputs: ClassVar[tuple[str, ...]] = ()
     #: Outputs with one value per sequence rather than per token (never cut to the sequence length).
     per_sequence_outputs: ClassVar[tuple[str, ...]] = ()
+    #: Call options given to ``pipeline(...)`` (as transformers accepts them there); a call's own win.
+    call_defaults: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is None or getattr(call, "_merges_defaults", False):
+            return
+
+        @functools.wraps(call)
+        def with_defaults(self: "Task", *args: Any, **options: Any) -> Any:
+            if self.call_defaults:
+                options = {**self.call_defaults, **options}
+            return call(self, *args, **options)
+
+        with_defaults._merges_defaults = True  # type: ignore[attr-defined]
+        cls.__call__ = with_defaults  # type: ignore[method-assign]
+
+    @classmethod
+    def call_options(cls) -> tuple[str, ...]:
+        """The keyword options a call of this task accepts."""
+        signature = inspect.signature(inspect.unwrap(cls.__call__))
+        return tuple(name for name, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY)
+
+    def set_call_defaults(self, options: dict[str, Any]) -> None:
+        """Options every call gets unless it passes its own (``pipeline("fill-mask", MODEL, top_k=3)``)."""
+        unknown = sorted(set(options) - set(self.call_options()))
+        if unknown:
+            raise InputError(f"{self.task} does not take the option(s) {', '.join(unknown)}; it takes: "
+                             f"{', '.join(self.call_options())}")
+        self.call_defaults = dict(options)
 
     def __init__(self, *, bundle: Bundle, session: Engine, tokenizer: TextTokenizer, batch_size: int = 32,
                  streams: int = 1, stream_session: Callable[[], Engine] | None = None) -> None:
@@ -85,6 +118,9 @@ class Task:
         self._make_stream_session = stream_session
         self._stream_session: Engine | None = None
         self._stream_lock = threading.Lock()
+        self.call_defaults = {}
+        #: How the model argument was found (local bundle, bundle cache, hub ONNX repo, export); set by pipeline().
+        self.resolved: Any = None
 
     # -- resolved values ------------------------------------------------------------------------------
 
@@ -124,7 +160,7 @@ class Task:
                     f"({texts[index][:40]!r}...); {hint}"
                 )
 
-    def run_rows(self, encodings: Sequence[Encoding], row: RowFn[R]) -> list[R]:
+    def run_rows(self, encodings: Sequence[Encoding], row: RowFn[R], *, batch_size: int | None = None) -> list[R]:
         """Run every encoding through the model in length-sorted batches; ``row`` results in input order.
 
         ``row`` sees each encoding's outputs with the padding removed (per-token outputs are cut to
@@ -132,7 +168,7 @@ class Task:
         than one batch, the batches run ``streams`` at a time, each on one core (see :meth:`_streamed`).
         """
         results: list[Any] = [None] * len(encodings)
-        batches = list(length_sorted_batches([len(e.ids) for e in encodings], self.batch_size))
+        batches = list(length_sorted_batches([len(e.ids) for e in encodings], batch_size or self.batch_size))
 
         def run(batch: list[int], session: Engine) -> None:
             chosen = [encodings[i] for i in batch]

@@ -58,7 +58,7 @@ class FillMask(Task):
         per mask, in text order (the other masks stay in ``sequence``, with the special tokens, as
         transformers shows them).  ``targets`` restricts predictions to those tokens (a target that is
         not a vocabulary token is replaced by its first sub-token, with a warning).  A list of texts
-        gives a list of those results.
+        gives a list of those results (a list of one text gives that text's result, as in transformers).
         """
         texts, single = as_text_list(inputs, "inputs")
         top_k = check_top_k(top_k)
@@ -81,7 +81,7 @@ class FillMask(Task):
 
         rows = self.run_rows(encodings, keep_mask_rows)
         results = [self._predictions(encoding, logits, top_k, target_ids) for encoding, logits in zip(encodings, rows)]
-        return results[0] if single else results
+        return results[0] if single or len(results) == 1 else results  # a list of one text: as transformers
 
     def _target_ids(self, targets: str | Sequence[str]) -> np.ndarray:
         items = [targets] if isinstance(targets, str) else list(targets)

@@ -72,16 +72,18 @@ class QuestionAnswering(Task):
     task = "question-answering"
     required_outputs = ("start_logits", "end_logits")
 
-    def __call__(self, inputs: Any = None, *, question: str | list[str] | None = None,
-                 context: str | list[str] | None = None, top_k: int = 1, doc_stride: int | None = None,
+    def __call__(self, *args: Any, question: str | list[str] | None = None, context: str | list[str] | None = None,
+                 inputs: Any = None, top_k: int = 1, doc_stride: int | None = None,
                  max_answer_len: int = 15, max_seq_len: int | None = None, max_question_len: int = 64,
                  handle_impossible_answer: bool = False, align_to_words: bool = True) -> QAOutput:
         """Answer each question from its context.
 
-        ``question``/``context`` are strings or equal-length lists (a single context is shared by a
-        list of questions); ``inputs`` may instead be a ``{"question", "context"}`` dict or a list of
-        them.  A single pair gives one answer dict (a list of ``top_k`` dicts when ``top_k`` > 1); lists
-        give one such result per pair.  ``answer == context[start:end]`` always holds.
+        The input forms transformers takes: ``qa(question=..., context=...)`` with strings or
+        equal-length lists (a single context is shared by a list of questions), ``qa(QUESTION, CONTEXT)``,
+        ``qa({"question": ..., "context": ...})`` or a list of such dicts (also as ``inputs=``).  One
+        pair gives one answer dict (a list of ``top_k`` dicts when ``top_k`` > 1); several pairs give
+        one such result per pair.  As in transformers, a list holding one pair counts as one pair.
+        ``answer == context[start:end]`` always holds.
 
         Options as in transformers: ``doc_stride`` (default min(max_seq_len // 2, 128)) tokens of
         overlap between windows, ``max_seq_len`` (default min(model maximum, 384)) tokens per window,
@@ -89,7 +91,7 @@ class QuestionAnswering(Task):
         answer, ``handle_impossible_answer`` (adds the empty answer, scored by the CLS token) and
         ``align_to_words`` (widen spans to whole words).
         """
-        questions, contexts, single = self._pairs(inputs, question, context)
+        questions, contexts, single = self._pairs(self._positional(args, inputs), question, context)
         top_k = check_top_k(top_k)
         if isinstance(max_answer_len, bool) or not isinstance(max_answer_len, int) or max_answer_len < 1:
             raise InputError(f"max_answer_len must be a positive integer, got {max_answer_len!r}")
@@ -123,7 +125,25 @@ class QuestionAnswering(Task):
         return results[0] if single else results
 
     @staticmethod
+    def _positional(args: tuple[Any, ...], inputs: Any) -> Any:
+        """Positional inputs read as transformers reads them: one value, or (question, context) strings."""
+        if not args:
+            return inputs
+        if inputs is not None:
+            raise InputError("pass the inputs either positionally or as inputs=, not both")
+        if len(args) == 1:
+            return args[0]
+        if len(args) == 2 and all(isinstance(a, str) for a in args):
+            return {"question": args[0], "context": args[1]}
+        return list(args)
+
+    @staticmethod
     def _pairs(inputs: Any, question: Any, context: Any) -> tuple[list[str], list[str], bool]:
+        questions, contexts, single = QuestionAnswering._pair_lists(inputs, question, context)
+        return questions, contexts, single or len(questions) == 1
+
+    @staticmethod
+    def _pair_lists(inputs: Any, question: Any, context: Any) -> tuple[list[str], list[str], bool]:
         if inputs is not None:
             if question is not None or context is not None:
                 raise InputError("pass either inputs={'question', 'context'} or question=/context=, not both")

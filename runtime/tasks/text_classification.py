@@ -14,6 +14,8 @@ from .base import Task, as_text_list, check_top_k
 logger = logging.getLogger(__name__)
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
+#: ``top_k`` not passed: transformers' legacy shape (one dict per text), told apart from ``top_k=None``.
+_NOT_GIVEN: Any = object()
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:
@@ -26,7 +28,7 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 
 class TextClassification(Task):
-    """``tc("I love it")`` -> ``{"label": "POSITIVE", "score": 0.98}``."""
+    """``tc("I love it")`` -> ``[{"label": "POSITIVE", "score": 0.98}]``."""
 
     task = "text-classification"
     required_outputs = ("logits",)
@@ -49,24 +51,28 @@ class TextClassification(Task):
             return "sigmoid"
         return "softmax"
 
-    def __call__(self, inputs: Any, *, top_k: int | None = 1, function_to_apply: str | None = None,
+    def __call__(self, inputs: Any, *, top_k: Any = _NOT_GIVEN, function_to_apply: str | None = None,
                  truncation: bool = False) -> ClassificationOutput:
-        """Classify each text (or ``{"text", "text_pair"}`` dict).
+        """Classify each text (or ``{"text", "text_pair"}`` dict), with transformers' return shapes.
 
-        ``top_k=1``: one ``{"label", "score"}`` dict per text; ``top_k`` > 1 or None: a list of the best
-        ``top_k`` (None: all) labels, best first.  ``function_to_apply`` overrides the config's choice
-        ("softmax", "sigmoid", "none").  Texts longer than the model's maximum raise
-        :class:`InputError` unless ``truncation=True``.
+        Without ``top_k``: the best ``{"label", "score"}`` per text, and a single string gives a list
+        holding that one dict (as transformers does).  With ``top_k`` (an integer, or None for every
+        label): a list of the best ``top_k`` labels per text, best first; a single input gives that list.
+        ``function_to_apply`` overrides the config's choice ("softmax", "sigmoid", "none"; any case).
+        Texts longer than the model's maximum raise :class:`InputError` unless ``truncation=True``.
         """
-        top_k = check_top_k(top_k, allow_none=True)
-        function = function_to_apply or self.default_function
+        legacy = top_k is _NOT_GIVEN
+        top_k = 1 if legacy else check_top_k(top_k, allow_none=True)
+        function = function_to_apply.lower() if isinstance(function_to_apply, str) else self.default_function
         if function not in FUNCTIONS:
             raise InputError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
         encodings, texts, single = self._encode(inputs, truncation=truncation)
         self.check_lengths(encodings, texts, hint="pass truncation=True to cut it to the model's maximum")
         logits = self.run_rows(encodings, lambda out, enc: out["logits"])
-        results = [self._labels(row, top_k, function) for row in logits]
-        return results[0] if single else results
+        results = [self._labels(row, top_k, function, legacy=legacy) for row in logits]
+        if not single:
+            return results
+        return [results[0]] if legacy and isinstance(inputs, str) else results[0]
 
     def _encode(self, inputs: Any, *, truncation: bool) -> tuple[list, list[str], bool]:
         limit = self.max_sequence_length if truncation else None
@@ -87,11 +93,11 @@ class TextClassification(Task):
                 encodings += self.tokenizer.encode([first], truncate_to=limit)
         return encodings, firsts, single
 
-    def _labels(self, logits: np.ndarray, top_k: int | None, function: str) -> Any:
+    def _labels(self, logits: np.ndarray, top_k: int | None, function: str, *, legacy: bool) -> Any:
         logits = logits.astype(np.float32)
         scores = {"softmax": _softmax, "sigmoid": _sigmoid, "none": lambda x: x}[function](logits)
         labels = [{"label": self.id2label.get(i, f"LABEL_{i}"), "score": float(s)} for i, s in enumerate(scores)]
         labels.sort(key=lambda item: item["score"], reverse=True)
-        if top_k == 1:
+        if legacy:
             return labels[0]
         return labels if top_k is None else labels[:top_k]
