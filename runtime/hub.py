@@ -208,7 +208,7 @@ def build_bundle(snapshot: Path, target: Path, *, model: str, revision: str | No
         for precision, name in found.items():
             local = f"onnx/{Path(name).name}"
             _link_or_copy(snapshot / name, staging / local)
-            details: dict[str, Any] = {"validated": False, "origin": "hub", "repo_file": name}
+            details: dict[str, Any] = {"graph": "plain", "validated": False, "origin": "hub", "repo_file": name}
             data = snapshot / f"{name}_data"
             if data.is_file():  # weights stored beside the graph; onnxruntime reads them by this name
                 _link_or_copy(data, staging / f"{local}_data")

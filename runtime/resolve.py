@@ -3,8 +3,8 @@
 The order, first match wins:
 
 1. a local bundle directory (it holds ``manifest.json``);
-2. distilrt's bundle cache (``$DISTILRT_CACHE``, else ``$XDG_CACHE_HOME/distilrt``, else
-   ``~/.cache/distilrt``) holding a bundle made earlier from that id, revision and task;
+2. distilrt's bundle cache (``bundles/`` in ``$DISTILRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/distilrt``,
+   else ``~/.cache/distilrt``) holding a bundle made earlier from that id, revision and task;
 3. a hub repository that already ships ONNX files (optimum / transformers.js layout): fetched with
    huggingface_hub, given a manifest (marked not validated by distilrt) and kept in the bundle cache;
 4. with the ``export`` extra installed, a checkpoint (hub id or local checkpoint directory) exported
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from .manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "DISTILRT_CACHE"
+CACHE_ENV = "DISTILRT_CACHE_DIR"
 #: A hub id: ``name`` or ``owner/name`` (letters, digits, ``-``, ``_``, ``.``; no leading dot or slash).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 
@@ -58,11 +57,9 @@ class Resolution:
 
 def cache_dir() -> Path:
     """distilrt's user cache folder (bundles built from model ids live under ``bundles/``)."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or (os.environ.get("LOCALAPPDATA") if os.name == "nt" else None)
-    return (Path(base) if base else Path.home() / ".cache") / "distilrt"
+    from .tensorrt import user_cache_dir  # the one definition of the folder ($DISTILRT_CACHE_DIR overrides it)
+
+    return user_cache_dir()
 
 
 def bundle_cache_dir() -> Path:

@@ -72,10 +72,10 @@ class FakeHub:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._answer(body=False)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(body=True)
 
             def _answer(self, *, body: bool) -> None:

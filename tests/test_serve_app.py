@@ -83,7 +83,7 @@ def test_inference_client_fill_mask(server) -> None:
 
 def test_inference_client_feature_extraction(server) -> None:
     got = _hf(server, "emb").feature_extraction("hello world")
-    want = FakeFeatures()("hello world")
+    want = FakeFeatures()("hello world", pooling="auto", return_tensors=True)
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
     normalized = _hf(server, "emb").feature_extraction("hello world", normalize=True)
@@ -92,7 +92,7 @@ def test_inference_client_feature_extraction(server) -> None:
 
 def test_token_level_features_and_batches_of_texts(server) -> None:
     response = _post(server, "/models/emb", {"inputs": ["abc", "abcdef"], "parameters": {"pooling": "none"}})
-    want = FakeFeatures()(["abc", "abcdef"], pooling="none")
+    want = [w[0] for w in FakeFeatures()(["abc", "abcdef"], pooling="none", return_tensors=True)]  # [tokens, hidden]
     assert response.status_code == 200
     got = response.json()
     assert [np.asarray(g, dtype=np.float32).shape for g in got] == [w.shape for w in want]
