@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 HELP = "show a bundle's manifest, variants, parity figures and the providers available here"
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"              {json.dumps(variant.details, sort_keys=True)[:200]}")
     print(f"providers   {', '.join(ort.get_available_providers())} (onnxruntime {ort.__version__})")
     print(f"openvino    {_openvino_line()}")
-    print(f"auto        {_auto_line(args.bundle)}")
+    print(f"auto        {_auto_line(resolution.path)}")
     return 0
 
 

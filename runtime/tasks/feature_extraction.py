@@ -8,6 +8,7 @@ and prompts), so embeddings match ``SentenceTransformer.encode``.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
