@@ -42,10 +42,11 @@ QAOutput = Union[Answer, List[Answer], List[Union[Answer, List[Answer]]]]
 #: fill-mask: the ``top_k`` candidates of a text's mask; a text with several masks gives one list per mask, and a
 #: list of texts one result per text.
 FillMaskOutput = Union[List[MaskFill], List[List[MaskFill]], List[List[List[MaskFill]]]]
-#: text-classification: :class:`Label` dicts, one (or the ``top_k`` best) per text.
+#: text-classification: :class:`Label` dicts, one (or the ``top_k`` best) per text; without ``top_k`` a single
+#: string gives a list holding its one label, as transformers does.
 ClassificationOutput = Union[Label, List[Label], List[Union[Label, List[Label]]]]
-#: feature-extraction: float32 arrays (pooled ``[n, hidden]`` or ``[hidden]``, token states ``[tokens, hidden]``
-#: per text) or the same figures as nested lists of floats.
+#: feature-extraction: nested lists of floats by default (token states ``[1][tokens][hidden]`` per text, as
+#: transformers), float32 arrays with ``return_tensors=True``; pooled: ``[hidden]`` per text, ``[n, hidden]`` for a list.
 FeaturesOutput = Union[np.ndarray, List[np.ndarray], List[List[float]], List[List[List[float]]],
                        List[List[List[List[float]]]]]
 
