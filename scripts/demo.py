@@ -216,21 +216,22 @@ def benchmark(bundles: dict[str, tuple[Path, str]], *, runs: int) -> None:
         if len(qa.tokenizer.encode_plain(longer).ids) > budget:
             break
         context = longer
+    del qa  # no idle ONNX Runtime threads while PyTorch is timed: each system runs alone
     rows: list[tuple[str, float]] = []
-    for precision in PRECISIONS:
-        runner = qa if precision == "fp32" else pipeline("question-answering", path, precision=precision, provider="cpu")
-        rows.append((f"distilrt {precision}", _median_ms(lambda r=runner: r(question, context), runs=runs)))
     checkpoint = Manifest.read(path).source.get("path")
     try:
-        import torch
         from transformers import pipeline as hf_pipeline
 
-        torch.set_num_threads(os.cpu_count() or 1)
         reference = hf_pipeline("question-answering", model=checkpoint, tokenizer=checkpoint, device=-1)
-        rows.insert(0, ("transformers PyTorch fp32",
-                        _median_ms(lambda: reference(question=question, context=context), runs=runs)))
+        rows.append(("transformers PyTorch fp32",
+                     _median_ms(lambda r=reference: r(question=question, context=context), runs=runs)))
+        reference = None  # let its threads go before distilrt is timed
     except Exception as exc:  # the comparison row is optional: say why it is missing
         print(f"(no transformers row: {type(exc).__name__}: {exc})")
+    for precision in PRECISIONS:
+        runner = pipeline("question-answering", path, precision=precision, provider="cpu")
+        rows.append((f"distilrt {precision}", _median_ms(lambda r=runner: r(question, context), runs=runs)))
+        del runner
     banner(f"benchmark: one question-answering call, 128 tokens, median of {runs} ({path.name}, {label})")
     base = rows[0][1]
     print(f"| {'system':<26} | {'latency ms':>10} | {'speed-up':>8} |")
