@@ -6,7 +6,7 @@ import importlib
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence, overload
 
 from . import tensorrt as trt
 from .bundle import PRECISION_CHOICES, Bundle, load_bundle
@@ -19,6 +19,12 @@ from .engines.onnxruntime import OrtEngine, SessionSettings
 from .tasks.base import Task
 from .tokenizer import TextTokenizer
 from .validation import check_threads
+
+if TYPE_CHECKING:  # the task classes are imported on first use (see task_class)
+    from .tasks.feature_extraction import FeatureExtraction
+    from .tasks.fill_mask import FillMask
+    from .tasks.question_answering import QuestionAnswering
+    from .tasks.text_classification import TextClassification
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,22 @@ def _device_provider(device: Any, provider: str, device_id: int) -> tuple[str, i
     if isinstance(device, str) and (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
         return "cuda", int(device[5:]) if ":" in device else 0
     raise InputError(f"device must be -1 or 'cpu', a GPU index or 'cuda[:N]', got {device!r}")
+
+
+# What an editor shows: the task object each task name gives (its call is typed in runtime/outputs.py).
+@overload
+def pipeline(task: Literal["question-answering"], model: str | Path | Bundle | None = None,
+             **options: Any) -> QuestionAnswering: ...
+@overload
+def pipeline(task: Literal["fill-mask"], model: str | Path | Bundle | None = None, **options: Any) -> FillMask: ...
+@overload
+def pipeline(task: Literal["feature-extraction"], model: str | Path | Bundle | None = None,
+             **options: Any) -> FeatureExtraction: ...
+@overload
+def pipeline(task: Literal["text-classification"], model: str | Path | Bundle | None = None,
+             **options: Any) -> TextClassification: ...
+@overload
+def pipeline(task: str | None = None, model: str | Path | Bundle | None = None, **options: Any) -> Any: ...
 
 
 def pipeline(

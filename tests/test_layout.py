@@ -1,7 +1,8 @@
 """Which way imports point: runtime <- export <- benchmarks <- research, read from the source (no imports run).
 
 The runtime's library code imports nothing from the exporter or the benchmarks; its CLI commands reach
-them only inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``).
+them only inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``), and
+``pipeline(model_id)`` reaches the exporter only inside the function that exports on demand.
 Shipped modules import each other as modules: no ``sys.path`` edits, no loading a module from a file path.
 """
 
@@ -19,8 +20,9 @@ FORBIDDEN = {
     "export": ("distilrt.benchmarks", "research"),
     "benchmarks": ("research",),
 }
-#: The CLI front door: may import the exporter and the benchmarks inside a subcommand's function.
-CLI = ("runtime/cli.py", "runtime/commands/")
+#: May import the exporter (and the CLI the benchmarks) inside a function only: the CLI front door, one
+#: subcommand per function, and a model id's export on demand (only when the export extra is installed).
+CLI = ("runtime/cli.py", "runtime/commands/", "runtime/resolve.py")
 
 
 def _imports(tree: ast.Module, *, module_level_only: bool) -> list[tuple[int, str]]:
