@@ -77,7 +77,11 @@ def expected_answer(bundle: str | Path, task: str, body: dict[str, Any]) -> Any:
         return answers if isinstance(inputs, list) else answers[0]
     texts = inputs if isinstance(inputs, list) else [inputs]
     if task == "feature-extraction":
-        answers = [np.asarray(pipe(t, **params), dtype=np.float32).tolist() for t in texts]
+        # the Inference API pools as sentence-transformers does ("auto") and answers [tokens, hidden] per text,
+        # where the pipeline returns transformers' [1, tokens, hidden]
+        arrays = [np.asarray(pipe(t, **{"pooling": "auto", **params, "return_tensors": True}), dtype=np.float32)
+                  for t in texts]
+        answers = [(a[0] if a.ndim == 3 else a).tolist() for a in arrays]
     elif task == "text-classification":
         params.setdefault("top_k", None)
         answers = [_plain(pipe(t, **params)) for t in texts]
