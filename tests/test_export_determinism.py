@@ -34,7 +34,7 @@ def test_two_exports_give_identical_graph_files(make_checkpoint, make_bundle, tm
     second = tmp_path / "out" / first.name
     a, b = Manifest.read(first), Manifest.read(second)
     assert _graph_files(a) == _graph_files(b)
-    assert len(_graph_files(a)) == 5  # fp32 plain, fused and flash; fp16; int8
+    assert len(_graph_files(a)) == 6  # fp32 plain, fused and flash; fp16 plain and fused; int8
     for relative, digest in _graph_files(a).items():
         assert sha256_file(second / relative) == digest, relative
     for support in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
