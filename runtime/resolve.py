@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .errors import BundleError, MissingDependencyError
+from .errors import BundleError, InputError, MissingDependencyError
 from .manifest import MANIFEST_NAME, Manifest
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,10 @@ def resolve_model(model: str | Path, *, task: str | None = None, revision: str |
     ``task`` picks the cache entry and the export head (None: the checkpoint's own task); ``revision``
     and ``token`` go to huggingface_hub; ``export=False`` stops before an on-demand export.
     """
+    if isinstance(model, bytes) or not isinstance(model, (str, os.PathLike)):
+        raise InputError(f"model must be a bundle directory or a model id (a str or Path), got "
+                         f"{type(model).__name__}; pass the directory `distilrt export` wrote or a hub id such as "
+                         "distilbert-base-uncased-distilled-squad")
     text = str(model)
     path = Path(text).expanduser()
     if path.is_dir():

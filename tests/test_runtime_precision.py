@@ -82,10 +82,10 @@ def test_int8_agrees_with_fp32_as_recorded(make_bundle, name: str) -> None:
 def test_int8_embeddings_keep_recorded_cosine(minilm_bundle) -> None:
     pipes = variants(minilm_bundle)
     recorded = pipes["fp32"].manifest.variants["int8"].parity["embedding_cosine_min"]
-    a = pipes["fp32"](list(SENTENCES), pooling="mean", normalize=True)
-    b = pipes["int8"](list(SENTENCES), pooling="mean", normalize=True)
+    a = pipes["fp32"](list(SENTENCES), pooling="mean", normalize=True, return_tensors=True)
+    b = pipes["int8"](list(SENTENCES), pooling="mean", normalize=True, return_tensors=True)
     cosine = (a * b).sum(1)
     assert cosine.min() >= recorded - 0.005, f"int8 cosine {cosine.min():.5f}, recorded {recorded:.5f}"
     assert cosine.min() >= 0.99
-    c = pipes["fp16"](list(SENTENCES), pooling="mean", normalize=True)
+    c = pipes["fp16"](list(SENTENCES), pooling="mean", normalize=True, return_tensors=True)
     assert (a * c).sum(1).min() >= 0.9999

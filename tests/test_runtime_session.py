@@ -260,7 +260,7 @@ def test_io_binding_path_matches_plain_run_and_is_thread_safe(make_bundle) -> No
 
 def test_outputs_are_float32(make_bundle) -> None:
     fe = pipeline(model=make_bundle("distilbert-features-cased"), precision="fp16", provider="cpu")
-    states = fe(["A man is eating food.", "Hi"], pooling="none")
+    states = fe(["A man is eating food.", "Hi"], pooling="none", return_tensors=True)
     assert all(s.dtype == np.float32 for s in states)
 
 

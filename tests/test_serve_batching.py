@@ -10,6 +10,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import requests
 
@@ -103,7 +104,7 @@ def _mixed_requests(count: int) -> list[tuple[str, dict, object]]:
             texts = [f"{words} {j}" for j in range(1 + i % 3)]
             out.append(("clf", {"inputs": texts}, [clf(t, top_k=None) for t in texts]))
         else:
-            out.append(("emb", {"inputs": words}, emb(words).tolist()))
+            out.append(("emb", {"inputs": words}, np.asarray(emb(words, pooling="auto", return_tensors=True)).tolist()))
     return out
 
 
