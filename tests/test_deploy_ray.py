@@ -157,7 +157,9 @@ def test_replica_killed_under_load_loses_no_answer_silently(ray_app, task_bundle
           f"sample errors {errors}")
     assert len(results) == CLIENTS * per_client  # every request got an answer or an error, none hung
     assert not wrong, f"{len(wrong)} answers differ from the pipeline's"
-    assert set(statuses) <= {200, 500, 502, 503}, dict(statuses)
+    # 500/502/503 come from Ray's proxy for requests on the dead replica; 408 from a replica whose request body
+    # stopped arriving when the proxy's stream to it broke (serve's --body-timeout); all are retryable
+    assert set(statuses) <= {200, 408, 500, 502, 503}, dict(statuses)
     deadline = time.monotonic() + 90
     while _running_replicas() < REPLICAS and time.monotonic() < deadline:
         time.sleep(1)
