@@ -29,9 +29,10 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from distilrt.runtime.hostinfo import cpu_info, package_versions
+from distilrt.runtime.readiness import wait_until_ok
 
 logger = logging.getLogger("serve_load")
 
@@ -116,9 +117,11 @@ async def _closed_loop(port: int, path: str, bodies: list[bytes], concurrency: i
                 sum(latencies) / len(latencies) * 1000, 2) if latencies else None}
 
 
-def _start_server(bundle: Path, extra: list[str], threads: int | None) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, "-m", "distilrt.runtime.cli", "serve", str(bundle), "--port", "0",
-           "--max-queue", "4096"] + extra + (["--threads", str(threads)] if threads else [])
+def _start_server(bundle: Path | Sequence[Path], extra: Sequence[str], threads: int | None) -> tuple[subprocess.Popen, int]:
+    """``distilrt serve`` on one or several bundles on an ephemeral port; returns the process and its port."""
+    bundles = [bundle] if isinstance(bundle, Path) else list(bundle)
+    cmd = [sys.executable, "-m", "distilrt.runtime.cli", "serve", *map(str, bundles), "--port", "0",
+           "--max-queue", "4096", *extra] + (["--threads", str(threads)] if threads else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 300
@@ -135,19 +138,8 @@ def _start_server(bundle: Path, extra: list[str], threads: int | None) -> tuple[
 
 
 def _wait_ready(port: int, timeout_s: float = 300) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server never became ready")
+    if not wait_until_ok(f"http://127.0.0.1:{port}/ready", timeout_s=timeout_s):
+        raise RuntimeError("server never became ready")
 
 
 def _machine() -> dict[str, Any]:

@@ -26,13 +26,12 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .serve_load import RESULTS, WORDS, _machine, _wait_ready
+from .serve_load import RESULTS, WORDS, _machine, _start_server, _wait_ready
 
 logger = logging.getLogger("serve_soak")
 TINY = {"question-answering": ("distilbert-base-uncased-distilled-squad", None),
@@ -117,9 +116,11 @@ def _expected(pipes: dict[str, Any], call: tuple) -> Any:
         return json.loads(json.dumps(pipes["fill-mask"](call[1], top_k=3)))
     task, body = call
     if task == "feature-extraction":
-        result = pipes[task](body)
-        rows = [result] if isinstance(body, str) else list(result)
-        vectors = [np.asarray(row, dtype=np.float32).tolist() for row in rows]
+        # the route pools as sentence-transformers does ("auto") and answers [tokens, hidden] per text, where
+        # the pipeline returns transformers' [1, tokens, hidden]
+        result = pipes[task](body, pooling="auto", return_tensors=True)
+        rows = [np.asarray(r, dtype=np.float32) for r in ([result] if isinstance(body, str) else list(result))]
+        vectors = [(row[0] if row.ndim == 3 else row).tolist() for row in rows]
         return vectors[0] if isinstance(body, str) else vectors
     result = pipes[task](body, top_k=None)
     return [result] if isinstance(body, str) else result
@@ -187,22 +188,7 @@ async def _soak(port: int, corpus: list[tuple[str, bytes, Any]], clients: int, s
 
 def _start(bundles: list[Path], threads: int | None, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     """``distilrt serve`` on all bundles at fp32 on an ephemeral port; returns the process and its port."""
-    cmd = [sys.executable, "-m", "distilrt.runtime.cli", "serve", *map(str, bundles), "--port", "0",
-           "--max-queue", "4096", "--precision", "fp32", "--provider", "cpu", *extra]
-    cmd += ["--threads", str(threads)] if threads else []
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, int(match.group(1))
-    proc.kill()
-    raise RuntimeError("server did not start within 300 s")
+    return _start_server(bundles, ["--precision", "fp32", "--provider", "cpu", *extra], threads)
 
 
 def _rss_mb(pid: int) -> float | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distilrt.runtime.errors import CheckpointError, HubUnreachableError
+from distilrt.runtime.validation import read_json_object
 from distilrt.runtime.registry import (
     ARCHITECTURES,
     CheckpointSpec,
@@ -104,13 +104,8 @@ def resolve_checkpoint(model: str, *, task: str = "auto", revision: str | None =
             f"{str(path)!r} has no config.json, so it is not a transformers checkpoint; pass the directory "
             "written by `save_pretrained` (config.json, tokenizer files and model.safetensors)"
         )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{config_path} is not readable JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path} holds a JSON {type(config).__name__}, not an object; it is not a "
-                              "transformers config. Pass the directory written by `save_pretrained`")
+    config = read_json_object(config_path, error=CheckpointError, what="a transformers config",
+                              fix="pass the directory written by `save_pretrained`")
 
     model_type = config.get("model_type")
     if model_type not in ARCHITECTURES:

@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import BundleError
 from .registry import PRECISIONS
-from .validation import short
+from .validation import read_json_object, short
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -105,13 +105,8 @@ class Manifest:
                 f"{str(directory)!r} has no {MANIFEST_NAME}, so it is not a distilrt bundle; "
                 f"create one with `distilrt export MODEL --output DIR`"
             )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            raise BundleError(f"cannot read {path}: {exc}; re-export the bundle") from exc
-        if not isinstance(data, dict):
-            raise BundleError(f"{path} holds a JSON {type(data).__name__}, not an object; it is not a distilrt "
-                              "manifest. Re-export the bundle with `distilrt export`")
+        data = read_json_object(path, error=BundleError, what="a distilrt manifest",
+                                fix="re-export the bundle with `distilrt export`")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(

@@ -7,10 +7,12 @@ megabyte of input back.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import DistilrtError, InputError
 
 #: how much of a received value an error message quotes
 QUOTE_CHARS = 60
@@ -59,3 +61,18 @@ def check_text(value: str, where: str) -> str:
                          f"{exc.start}: {short(value[exc.start:exc.start + 1])}); send UTF-8 text without "
                          "unpaired surrogates") from None
     return value
+
+
+def read_json_object(path: Path, *, error: type[DistilrtError], what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ``error`` naming the file, what it should be and ``fix`` otherwise.
+
+    Unreadable files, malformed or absurdly nested JSON and a top level that is not an object all raise
+    ``error`` (``what`` says what the file should hold, e.g. "a distilrt manifest").
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise error(f"cannot read {path}: {short(str(exc), 200)}; {fix}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path} holds a JSON {type(data).__name__}, not an object; it is not {what}. {fix}")
+    return data

@@ -25,15 +25,13 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.error
-import urllib.request
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import MissingDependencyError, TritonServerError
+from ..readiness import wait_until_ok
 
 logger = logging.getLogger(__name__)
 
@@ -196,18 +194,14 @@ class LocalTriton:
         return self
 
     def wait_ready(self, *, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def check_alive() -> None:
             if self.process is not None and self.process.poll() is not None:
                 raise TritonServerError(f"tritonserver exited with code {self.process.returncode}; its log:\n"
                                         + self.log_tail())
-            try:
-                with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
+
+        if wait_until_ok(f"http://{self.http_url}/v2/health/ready", timeout_s=timeout_s, interval_s=0.2,
+                         check_alive=check_alive):
+            return
         raise TritonServerError(f"tritonserver was not ready after {timeout_s:.0f}s; its log:\n" + self.log_tail())
 
     def log_tail(self, lines: int = 40) -> str:
