@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from distilrt.benchmarks import gpucheck
+from distilrt.benchmarks import gpucheck, gpuenv
 
 CPU = "CPUExecutionProvider"
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def test_reasons_follow_what_the_host_has() -> None:
 
 
 def test_both_onnxruntime_builds_installed_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gpucheck, "_version", lambda name: "1.22.0" if name.startswith("onnxruntime") else None)
+    monkeypatch.setattr(gpuenv, "_version", lambda name: "1.22.0" if name.startswith("onnxruntime") else None)
     env = gpucheck.environment(providers=[CPU], nvidia_smi=None)
     assert "both installed" in env["conflict"] and "pip uninstall -y onnxruntime onnxruntime-gpu" in env["conflict"]
 
