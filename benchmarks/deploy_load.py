@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .serve_load import _bodies, _machine, _start_server, _wait_ready
+from .serve_load import _bodies, _machine, _start_server, _wait_ready, post_json
 
 logger = logging.getLogger("deploy_load")
 
@@ -51,13 +50,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes) -> tuple[int, bytes]:
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-    return status, (await reader.readexactly(int(match.group(1))) if match else b"")
+    return await post_json(reader, writer, path, body)
 
 
 async def closed_loop(port: int, path: str, bodies: list[bytes], expected: list[Any], decode: Callable[[bytes], Any],

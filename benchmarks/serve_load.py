@@ -67,18 +67,20 @@ def _bodies(task: str, mask_token: str, count: int) -> list[bytes]:
     return [json.dumps(b).encode() for b in bodies]
 
 
-async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
-                   body: bytes) -> int:
-    """One HTTP/1.1 POST on a keep-alive connection; returns the status code (body read and dropped)."""
+async def post_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes, *,
+                    host: str = "127.0.0.1", reconnect_on_close: bool = False) -> tuple[int, bytes]:
+    """One HTTP/1.1 POST on a keep-alive connection: (status, body).  With ``reconnect_on_close``, an answer
+    carrying ``Connection: close`` raises ConnectionResetError after its body is read, so the caller reconnects."""
     writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-    if match:
-        await reader.readexactly(int(match.group(1)))
-    return status
+    payload = await reader.readexactly(int(match.group(1))) if match else b""
+    if reconnect_on_close and re.search(rb"(?i)\r\nconnection:\s*close", head):
+        raise ConnectionResetError("server closed the connection")
+    return status, payload
 
 
 async def _closed_loop(port: int, path: str, bodies: list[bytes], concurrency: int, seconds: float,
@@ -96,7 +98,7 @@ async def _closed_loop(port: int, path: str, bodies: list[bytes], concurrency: i
                     break
                 body = bodies[(n + offset) % len(bodies)]
                 started = time.perf_counter()
-                status = await _request(reader, writer, f"127.0.0.1:{port}", path, body)
+                status, _ = await post_json(reader, writer, path, body, host=f"127.0.0.1:{port}")
                 latencies.append(time.perf_counter() - started)
                 statuses[status] = statuses.get(status, 0) + 1
         finally:

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .serve_load import RESULTS, WORDS, _machine, _start_server, _wait_ready
+from .serve_load import RESULTS, WORDS, _machine, _start_server, _wait_ready, post_json
 
 logger = logging.getLogger("serve_soak")
 TINY = {"question-answering": ("distilbert-base-uncased-distilled-squad", None),
@@ -127,16 +126,7 @@ def _expected(pipes: dict[str, Any], call: tuple) -> Any:
 
 
 async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes) -> tuple[int, bytes]:
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-    payload = await reader.readexactly(int(match.group(1))) if match else b""
-    if re.search(rb"(?i)\r\nconnection:\s*close", head):
-        raise ConnectionResetError("server closed the connection")
-    return status, payload
+    return await post_json(reader, writer, path, body, host="soak", reconnect_on_close=True)
 
 
 async def _soak(port: int, corpus: list[tuple[str, bytes, Any]], clients: int, seconds: float) -> dict[str, Any]:
