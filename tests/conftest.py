@@ -5,7 +5,9 @@ Everything is built locally, offline, once per test session.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["DISTILRT_CACHE_DIR"] = tempfile.mkdtemp(prefix="distilrt-test-cache-")
 
 from distilrt.export.standins import FULL, build_standin, tiny
+
+atexit.register(shutil.rmtree, os.environ["DISTILRT_CACHE_DIR"], ignore_errors=True)
 
 # name -> (seed stand-in, head override)
 TINY_CHECKPOINTS = {
