@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .serve_load import _bodies, _machine, _start_server, _wait_ready, post_json
+from .serve_load import _bodies, _machine, _start_server, _wait_ready, post_json, write_report
 
 logger = logging.getLogger("deploy_load")
 
@@ -238,11 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                      "max_wait_ms": args.max_wait_ms, "concurrency": args.concurrency, "bodies": len(bodies)}}
     for system in args.systems:
         report["results"][system] = SYSTEMS[system](Path(bundle), manifest.name, bodies, expected, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"deploy_load-{manifest.name}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(report))
-    logger.info("wrote %s.json and .md", stem)
+    write_report(args.out / f"deploy_load-{manifest.name}", report, _markdown(report))
     return 0
 
 

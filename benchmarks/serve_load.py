@@ -237,12 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"serve_load-{manifest.name}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(report))
-    logger.info("wrote %s.json and .md", stem)
+    write_report(args.out / f"serve_load-{manifest.name}", report, _markdown(report))
     return 0
+
+
+def write_report(stem: Path, report: dict[str, Any], markdown: str) -> None:
+    """``stem``.json (the figures) and ``stem``.md (their table), creating the folder."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    logger.info("wrote %s.json and .md", stem)
 
 
 if __name__ == "__main__":
