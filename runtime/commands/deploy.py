@@ -7,6 +7,9 @@ import json
 import logging
 from pathlib import Path
 
+from ..engines.choose import PROVIDER_CHOICES
+from ._common import non_negative_float, non_negative_int, positive_int
+
 HELP = "deploy bundles on Triton Inference Server (model repository) or Ray Serve (replicated HTTP app)"
 DESCRIPTION = """\
 distilrt deploy triton BUNDLE [BUNDLE ...] --output REPO
@@ -22,30 +25,6 @@ distilrt deploy ray BUNDLE [BUNDLE ...] --replicas N --port P
     For a Serve config file: import_path distilrt.runtime.deploy.ray_serve:build_app, args {bundles: [...]}.
 """
 
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt", "openvino")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="engine", metavar="ENGINE", required=True)
 
@@ -56,17 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     triton.add_argument("--backend", default="python", choices=("python", "onnxruntime"),
                         help="python: distilrt's runtime inside Triton (default); onnxruntime: Triton runs the "
                              "ONNX graph, a python model does tokenization and post-processing")
-    triton.add_argument("--max-batch-size", type=_positive_int, default=32, help="Triton max_batch_size (default: 32)")
-    triton.add_argument("--max-queue-delay-us", type=_non_negative_int, default=2000,
+    triton.add_argument("--max-batch-size", type=positive_int, default=32, help="Triton max_batch_size (default: 32)")
+    triton.add_argument("--max-queue-delay-us", type=non_negative_int, default=2000,
                         help="dynamic batcher: longest a request waits for others (default: 2000)")
-    triton.add_argument("--preferred-batch-size", type=_positive_int, nargs="+", default=None, metavar="N",
+    triton.add_argument("--preferred-batch-size", type=positive_int, nargs="+", default=None, metavar="N",
                         help="dynamic batcher preferred sizes (default: powers of two up to --max-batch-size)")
-    triton.add_argument("--instances", type=_positive_int, default=1, help="model instances (default: 1)")
+    triton.add_argument("--instances", type=positive_int, default=1, help="model instances (default: 1)")
     triton.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"),
                         help="bundle variant to serve (default: auto)")
-    triton.add_argument("--provider", default="cpu", choices=PROVIDERS,
+    triton.add_argument("--provider", default="cpu", choices=PROVIDER_CHOICES,
                         help="cpu (default), cuda, tensorrt or openvino: where each instance runs")
-    triton.add_argument("--threads", type=_positive_int, default=None,
+    triton.add_argument("--threads", type=positive_int, default=None,
                         help="intra-op threads per instance (default: physical cores; set cores / --instances)")
     triton.add_argument("--link", action="store_true", help="symlink the bundles instead of copying them")
     triton.add_argument("--force", action="store_true", help="replace models of the same name in REPO")
@@ -74,17 +53,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ray = sub.add_parser("ray", help="run the bundles as a Ray Serve application (distilrt serve's HTTP API)",
                          description="Run the bundles on Ray Serve with replicas and @serve.batch batching.")
     ray.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE", help="bundle directories")
-    ray.add_argument("--replicas", type=_positive_int, default=1, help="replicas (default: 1)")
-    ray.add_argument("--max-batch-size", type=_positive_int, default=32, help="@serve.batch max_batch_size (default: 32)")
-    ray.add_argument("--batch-wait-timeout-s", type=_non_negative_float, default=0.005,
+    ray.add_argument("--replicas", type=positive_int, default=1, help="replicas (default: 1)")
+    ray.add_argument("--max-batch-size", type=positive_int, default=32, help="@serve.batch max_batch_size (default: 32)")
+    ray.add_argument("--batch-wait-timeout-s", type=non_negative_float, default=0.005,
                      help="@serve.batch batch_wait_timeout_s (default: 0.005)")
     ray.add_argument("--num-cpus", type=float, default=None,
                      help="CPUs reserved per replica (default: cores / replicas)")
     ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (default: 0)")
-    ray.add_argument("--threads", type=_positive_int, default=None,
+    ray.add_argument("--threads", type=positive_int, default=None,
                      help="intra-op threads per replica (default: its --num-cpus, at least 1)")
     ray.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
-    ray.add_argument("--provider", default="cpu", choices=PROVIDERS)
+    ray.add_argument("--provider", default="cpu", choices=PROVIDER_CHOICES)
     ray.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1)")
     ray.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     ray.add_argument("--address", default=None,

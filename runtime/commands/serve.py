@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import logging
 import os
 
 from ..engines.choose import PRECISION_CHOICES, PROVIDER_CHOICES
+from ._common import non_negative_float, positive_float, positive_int
 
 HELP = "serve bundles over HTTP (Hugging Face Inference API and OpenAI embeddings routes, dynamic batching)"
 DESCRIPTION = """\
@@ -24,27 +24,6 @@ Needs the serve extra: pip install 'distilrt[serve]'.
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", nargs="+", metavar="MODEL",
                         help="bundle directories or model ids to serve (ids resolve as in `distilrt info`)")
@@ -56,39 +35,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "provider; bf16 runs on OpenVINO)")
     parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
                         help="ONNX Runtime execution provider, or openvino (default: auto)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads per model")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
+    parser.add_argument("--threads", type=positive_int, default=None, help="intra-op threads per model")
+    parser.add_argument("--max-batch-size", type=positive_int, default=32,
                         help="most inputs per model call; 1 turns dynamic batching off (default: 32)")
-    parser.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
+    parser.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
                         help="how long a request may wait for others to join its batch (default: 5)")
-    parser.add_argument("--pipeline-batch-size", type=_positive_int, default=8,
+    parser.add_argument("--pipeline-batch-size", type=positive_int, default=8,
                         help="sequences per ONNX Runtime run inside a coalesced batch, length-sorted to limit padding "
                              "(default: 8, best measured on CPU; raise it on GPU)")
-    parser.add_argument("--max-queue", type=_positive_int, default=256,
+    parser.add_argument("--max-queue", type=positive_int, default=256,
                         help="requests waiting per model before answering 503 (default: 256)")
-    parser.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20,
+    parser.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
                         help="largest request body; bigger ones get 413 (default: 1048576)")
-    parser.add_argument("--max-inputs-per-request", type=_positive_int, default=256,
+    parser.add_argument("--max-inputs-per-request", type=positive_int, default=256,
                         help="most inputs in one request (default: 256)")
-    parser.add_argument("--max-input-tokens", type=_positive_int, default=8192,
+    parser.add_argument("--max-input-tokens", type=positive_int, default=8192,
                         help="most tokens in one request, counting every question-answering window; more gets 413 "
                              "before any model time (default: 8192)")
-    parser.add_argument("--max-batch-tokens", type=_positive_int, default=None,
+    parser.add_argument("--max-batch-tokens", type=positive_int, default=None,
                         help="most tokens in one coalesced batch (default: 16384, or --max-input-tokens if larger)")
-    parser.add_argument("--large-request-tokens", type=_positive_int, default=None,
+    parser.add_argument("--large-request-tokens", type=positive_int, default=None,
                         help="requests above this many tokens wait in their own lane, taking turns with small ones "
                              "(default: the model's maximum sequence length)")
-    parser.add_argument("--max-masks-per-input", type=_positive_int, default=16,
+    parser.add_argument("--max-masks-per-input", type=positive_int, default=16,
                         help="fill-mask: most mask tokens in one input (default: 16)")
-    parser.add_argument("--max-fill-predictions", type=_positive_int, default=1000,
+    parser.add_argument("--max-fill-predictions", type=positive_int, default=1000,
                         help="fill-mask: most predictions (masks x top_k) in one request (default: 1000)")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
                         help="require 'Authorization: Bearer <key>' with the key read from environment variable VAR")
-    parser.add_argument("--header-timeout", type=_positive_float, default=10.0,
+    parser.add_argument("--header-timeout", type=positive_float, default=10.0,
                         help="seconds a connection gets to send a request's headers before it is closed (default: 10)")
-    parser.add_argument("--body-timeout", type=_positive_float, default=30.0,
+    parser.add_argument("--body-timeout", type=positive_float, default=30.0,
                         help="seconds a request gets to send its whole body; slower ones get 408 (default: 30)")
-    parser.add_argument("--graceful-timeout", type=_non_negative_float, default=30.0,
+    parser.add_argument("--graceful-timeout", type=non_negative_float, default=30.0,
                         help="seconds in-flight requests get to finish after SIGTERM (default: 30)")
 
 
