@@ -26,12 +26,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .serve_load import _bodies, _machine, _start_server, _wait_ready, post_json, write_report
+from .serve_load import _bodies, _machine, _start_server, _wait_ready, closed_loop, write_report
 
 logger = logging.getLogger("deploy_load")
 
@@ -49,51 +48,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes) -> tuple[int, bytes]:
-    return await post_json(reader, writer, path, body)
-
-
-async def closed_loop(port: int, path: str, bodies: list[bytes], expected: list[Any], decode: Callable[[bytes], Any],
-                      concurrency: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    verified = wrong = 0
-    counter = iter(range(max_requests))
-    stop_at = time.perf_counter() + seconds
-
-    async def client(offset: int) -> None:
-        nonlocal verified, wrong
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for n in counter:
-                if time.perf_counter() >= stop_at:
-                    break
-                i = (n + offset) % len(bodies)
-                started = time.perf_counter()
-                status, payload = await _post(reader, writer, path, bodies[i])
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
-                if status == 200:
-                    if _same(decode(payload), expected[i]):
-                        verified += 1
-                    else:
-                        wrong += 1
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(client(i * 7) for i in range(concurrency))), seconds + 180)
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 1) if latencies else math.nan
-
-    return {"concurrency": concurrency, "requests": len(latencies), "verified": verified, "wrong": wrong,
-            "errors": len(latencies) - statuses.get(200, 0), "statuses": statuses, "seconds": round(elapsed, 2),
-            "throughput_rps": round(statuses.get(200, 0) / elapsed, 1), "p50_ms": pct(50), "p99_ms": pct(99)}
-
-
 def _expected(bundle: Path, bodies: list[bytes]) -> list[Any]:
     """The direct pipeline's answer to each body, shaped as the HTTP API answers it (serve's own handler)."""
     from distilrt.runtime.deploy.requests import RequestRunner, served_model
@@ -106,10 +60,11 @@ def _expected(bundle: Path, bodies: list[bytes]) -> list[Any]:
 
 def _run_points(port: int, path: str, bodies: list[bytes], expected: list[Any], decode: Callable[[bytes], Any],
                 args: argparse.Namespace, system: str) -> list[dict[str, Any]]:
-    asyncio.run(closed_loop(port, path, bodies, expected, decode, 4, 1.0, 200))  # warm connections and caches
+    asyncio.run(closed_loop(port, path, bodies, 4, 1.0, 200))  # warm connections and caches
     rows = []
     for c in args.concurrency:
-        row = asyncio.run(closed_loop(port, path, bodies, expected, decode, c, args.seconds, args.max_requests))
+        row = asyncio.run(closed_loop(port, path, bodies, c, args.seconds, args.max_requests,
+                                      check=lambda i, payload: _same(decode(payload), expected[i])))
         logger.info("%-6s c=%-3d %7.1f req/s  p50 %7.1f ms  p99 %7.1f ms  %d requests, %d verified, %d errors",
                     system, c, row["throughput_rps"], row["p50_ms"], row["p99_ms"], row["requests"], row["verified"],
                     row["errors"])

@@ -29,7 +29,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from distilrt.runtime.hostinfo import cpu_info, package_versions
 from distilrt.runtime.readiness import wait_until_ok
@@ -83,29 +83,41 @@ async def post_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status, payload
 
 
-async def _closed_loop(port: int, path: str, bodies: list[bytes], concurrency: int, seconds: float,
-                       max_requests: int) -> dict[str, Any]:
+async def closed_loop(port: int, path: str, bodies: list[bytes], concurrency: int, seconds: float,
+                      max_requests: int, *, check: Callable[[int, bytes], bool] | None = None) -> dict[str, Any]:
+    """``concurrency`` keep-alive clients POST ``bodies`` in turn for ``seconds`` (at most ``max_requests``).
+
+    With ``check(index, payload)``, every 200 answer is checked against what body ``index`` should get and
+    counted as verified or wrong.
+    """
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    verified = wrong = 0
     counter = iter(range(max_requests))
     stop_at = time.perf_counter() + seconds
 
     async def client(offset: int) -> None:
+        nonlocal verified, wrong
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for n in counter:
                 if time.perf_counter() >= stop_at:
                     break
-                body = bodies[(n + offset) % len(bodies)]
+                index = (n + offset) % len(bodies)
                 started = time.perf_counter()
-                status, _ = await post_json(reader, writer, path, body, host=f"127.0.0.1:{port}")
+                status, payload = await post_json(reader, writer, path, bodies[index], host=f"127.0.0.1:{port}")
                 latencies.append(time.perf_counter() - started)
                 statuses[status] = statuses.get(status, 0) + 1
+                if status == 200 and check is not None:
+                    if check(index, payload):
+                        verified += 1
+                    else:
+                        wrong += 1
         finally:
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(client(i * 7) for i in range(concurrency))), seconds + 120)
+    await asyncio.wait_for(asyncio.gather(*(client(i * 7) for i in range(concurrency))), seconds + 180)
     elapsed = time.perf_counter() - started
     latencies.sort()
 
@@ -113,10 +125,10 @@ async def _closed_loop(port: int, path: str, bodies: list[bytes], concurrency: i
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000 if latencies else float("nan")
 
     ok = statuses.get(200, 0)
-    return {"concurrency": concurrency, "requests": len(latencies), "ok": ok, "statuses": statuses,
-            "seconds": round(elapsed, 3), "throughput_rps": round(ok / elapsed, 2),
-            "p50_ms": round(pct(50), 2), "p99_ms": round(pct(99), 2), "mean_ms": round(
-                sum(latencies) / len(latencies) * 1000, 2) if latencies else None}
+    return {"concurrency": concurrency, "requests": len(latencies), "ok": ok, "errors": len(latencies) - ok,
+            "verified": verified, "wrong": wrong, "statuses": statuses, "seconds": round(elapsed, 3),
+            "throughput_rps": round(ok / elapsed, 2), "p50_ms": round(pct(50), 2), "p99_ms": round(pct(99), 2),
+            "mean_ms": round(sum(latencies) / len(latencies) * 1000, 2) if latencies else None}
 
 
 def _start_server(bundle: Path | Sequence[Path], extra: Sequence[str], threads: int | None) -> tuple[subprocess.Popen, int]:
@@ -222,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                                    args.threads)
         try:
             _wait_ready(port)
-            asyncio.run(_closed_loop(port, path, bodies, 4, 1.0, 500))  # warm the connections and caches
+            asyncio.run(closed_loop(port, path, bodies, 4, 1.0, 500))  # warm the connections and caches
             rows = []
             for c in args.concurrency:
-                row = asyncio.run(_closed_loop(port, path, bodies, c, args.seconds, args.max_requests))
+                row = asyncio.run(closed_loop(port, path, bodies, c, args.seconds, args.max_requests))
                 logger.info("%-12s c=%-3d %7.1f req/s  p50 %7.1f ms  p99 %7.1f ms  (%d requests, statuses %s)",
                             mode, c, row["throughput_rps"], row["p50_ms"], row["p99_ms"], row["requests"],
                             row["statuses"])

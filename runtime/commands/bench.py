@@ -10,8 +10,8 @@ from ..hostinfo import physical_cores
 HELP = "benchmark distilrt against transformers, PyTorch int8 and optimum on this machine"
 DESCRIPTION = """\
 Measures, in one run and on the same weights and thread budget: the transformers pipeline on PyTorch
-fp32, PyTorch dynamic int8, optimum ORTModel fp32/int8 inside the transformers pipeline, and distilrt
-fp32/fp16/int8; plus the machine's fp32/int8 GEMM peak, cold start, RSS and sizes. Writes results.json,
+fp32, bf16 and dynamic int8, optimum ORTModel fp32/int8 inside the transformers pipeline, OpenVINO at its
+default precision and with NNCF int8 (when the openvino extra is installed), and distilrt fp32/fp16/int8; plus the machine's fp32/int8 GEMM peak, cold start, RSS and sizes. Writes results.json,
 results.md and PNG plots to --output. Needs the `bench` and `export` extras. The first run builds the
 models (full-size stand-ins with seeded random weights, and the real all-MiniLM-L6-v2) into --work-dir.
 """
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=None,
                         help="comma-separated subset of: distilbert-qa, distilbert-mlm, distilroberta-mlm, minilm-embed")
     parser.add_argument("--systems", default=None,
-                        help="comma-separated subset of: torch-fp32, torch-int8, optimum-fp32, optimum-int8, "
-                             "distilrt-fp32, distilrt-fp16, distilrt-int8")
+                        help="comma-separated subset of the systems above, e.g. optimum-int8,openvino-int8,"
+                             "distilrt-int8 (an unknown name lists them all)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="time spent per latency measurement (default: 3, quick: 0.5)")
     parser.add_argument("--work-dir", type=Path, default=None,
