@@ -64,7 +64,8 @@ def session_timers(paths: dict[str, Path], systems: Sequence[str], *, threads: i
                    say: Callable[[str], None] = print) -> dict[tuple[str, str], Timer]:
     """(source, precision) -> ``timer(batch=, seq=, seconds=, min_runs=)`` for every model-only row the run
     can measure: distilrt's and optimum's fp32 and int8 files in ONNX Runtime, plus the OpenVINO and
-    PyTorch bf16 peers when ``systems`` includes them (OpenVINO rows only where it imports)."""
+    PyTorch bf16 peers when ``systems`` includes them, and the bundle's static int8 file on distilrt's
+    OpenVINO engine with a distilrt OpenVINO or tuned row (OpenVINO rows only where it imports)."""
     timers: dict[tuple[str, str], Timer] = {}
     for source in ("distilrt", "optimum"):
         for precision in ("fp32", "int8"):
@@ -85,6 +86,11 @@ def session_timers(paths: dict[str, Path], systems: Sequence[str], *, threads: i
                 file = openvino_file(spec, MODELS["distilbert-qa"], paths["optimum"])
                 label = "int8" if spec.precision == "int8" else f"default ({default})"
                 timers[("openvino", label)] = partial(_openvino_latency, file, threads=threads)
+    if any(s.startswith("distilrt-ov-") or s == "distilrt-auto" for s in systems):
+        from distilrt.runtime.engines import openvino as ov_engine
+
+        if ov_engine.available():
+            timers[("distilrt-openvino", "int8")] = partial(_distilrt_openvino_latency, paths["bundle"], threads=threads)
     if "torch-bf16" in systems:
         timers[("pytorch", "bf16")] = partial(_torch_latency, paths["checkpoint"], threads=threads)
     return timers
@@ -104,6 +110,19 @@ def _openvino_latency(model: Path, *, threads: int, batch: int, seq: int, second
     feeds = _random_ids([port.get_any_name() for port in compiled.inputs], batch=batch, seq=seq)
     openvino.infer(compiled, feeds, request)  # first call compiles the shape's kernels
     return time_calls(lambda: openvino.infer(compiled, feeds, request), seconds=seconds, min_runs=min_runs)
+
+
+def _distilrt_openvino_latency(bundle: Path, *, threads: int, batch: int, seq: int, seconds: float,
+                               min_runs: int) -> Latency:
+    """The bundle's static int8 (QDQ) file on distilrt's OpenVINO engine, as the runtime compiles it."""
+    from distilrt.runtime import load_bundle
+    from distilrt.runtime.engines.openvino import STATIC_INT8, OpenVinoEngine
+
+    loaded = load_bundle(bundle)
+    engine = OpenVinoEngine(loaded.path, loaded.manifest, STATIC_INT8, threads=threads)
+    feeds = _random_ids(engine.input_names, batch=batch, seq=seq)
+    engine.run(feeds)  # first call compiles the shape's kernels
+    return time_calls(lambda: engine.run(feeds), seconds=seconds, min_runs=min_runs)
 
 
 def _torch_latency(checkpoint: Path, *, threads: int, batch: int, seq: int, seconds: float, min_runs: int) -> Latency:

@@ -11,7 +11,7 @@ from distilrt.runtime.hostinfo import cpu_info, package_versions, physical_cores
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "amx_int8", "amx_bf16")
 VERSIONED = ("distilrt", "onnxruntime", "onnx", "tokenizers", "numpy", "torch", "transformers", "optimum",
-             "optimum-onnx", "sentence-transformers")
+             "optimum-onnx", "sentence-transformers", "openvino", "nncf")
 
 
 def versions() -> dict[str, str]:

@@ -8,7 +8,10 @@ from typing import Any
 
 PEERS = ("torch-fp32", "torch-int8", "torch-bf16", "optimum-fp32", "optimum-int8", "openvino-default",
          "openvino-int8")
-SYSTEM_ORDER = (*PEERS, "distilrt-fp32", "distilrt-fp16", "distilrt-int8")
+SYSTEM_ORDER = (*PEERS, "distilrt-fp32", "distilrt-fp16", "distilrt-int8", "distilrt-ov-bf16", "distilrt-ov-int8",
+                "distilrt-auto")
+#: Workloads where the tuned row is held against the fastest peer, and the goal for each.
+FASTEST_PEER_GOALS = {"qa-b1-128": 1.3, "qa-b1-384": 1.3, "qa-b8-128": 1.3, "qa-256-mixed": 1.5}
 PEERS_NOTE = ("Peers, each in the `transformers` pipeline: PyTorch fp32, dynamic int8 and bf16; optimum ORTModel "
               "fp32 and int8; OpenVINO on optimum's plain export at its default precision (bf16 on AMX) and int8 "
               "from `nncf.quantize` defaults (the `bench` extra installs openvino and nncf; without them those rows "
@@ -27,13 +30,17 @@ def _speed(row: dict[str, Any]) -> float:
 
 
 def add_ratios(result: dict[str, Any]) -> None:
-    """Each distilrt row gets ``speedup_vs[peer]`` = how many times faster it is than that peer."""
+    """Each distilrt row gets ``speedup_vs[peer]`` = how many times faster it is than that peer, and
+    ``fastest_peer`` / ``speedup_vs_fastest`` against the fastest peer measured on the same workload."""
     index = _index(result["rows"])
     for row in result["rows"]:
         if row["family"] != "distilrt":
             continue
         row["speedup_vs"] = {peer: round(_speed(row) / _speed(index[(row["model"], row["workload"], peer)]), 3)
                              for peer in PEERS if (row["model"], row["workload"], peer) in index}
+        if row["speedup_vs"]:
+            fastest = min(row["speedup_vs"], key=row["speedup_vs"].__getitem__)
+            row["fastest_peer"], row["speedup_vs_fastest"] = fastest, row["speedup_vs"][fastest]
 
 
 def _target(name: str, measured: float | None, goal: float, *, at_most: bool = False, how: str = "") -> dict[str, Any]:
@@ -59,6 +66,16 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         _target("int8 throughput, 256 mixed pairs, vs optimum int8 (each at its best batch)",
                 ratio("qa-256-mixed", "distilrt-int8", "optimum-int8"), 1.5),
     ]
+    for workload, goal in FASTEST_PEER_GOALS.items():
+        row = index.get(("distilbert-qa", workload, "distilrt-auto"))
+        targets.append(_target(f"tuned (auto) {workload} vs the fastest peer"
+                               + (f" ({row['fastest_peer']})" if row and "fastest_peer" in row else ""),
+                               None if row is None else row.get("speedup_vs_fastest"), goal,
+                               how="distilrt-auto against the best peer row of the same workload"))
+    tuned = index.get(("distilbert-qa", "qa-b1-384", "distilrt-auto"))
+    targets.append(_target("tuned (auto) int8 efficiency end to end, qa-b1-384",
+                           None if tuned is None else tuned.get("efficiency"), 0.5,
+                           how="matmul ops / p50 / the best bare int8 GEMM measured on this host"))
     for workload in ("qa-b1-128", "qa-b1-384", "qa-b8-128"):
         for precision, goal in (("int8", 0.7), ("fp32", 0.8)):
             row = index.get(("distilbert-qa", workload, f"distilrt-{precision}"))
@@ -70,6 +87,9 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             goal = 0.7 if kernel["precision"] == "int8" else 0.8
             targets.append(_target(f"{kernel['precision']} efficiency, session only, {kernel['batch']}x{kernel['seq']}",
                                    kernel["efficiency"], goal, how="ORT session on the bundle file, no tokenizer"))
+    ratio = result.get("footprint", {}).get("cold_start_engines", {}).get("openvino_vs_onnxruntime", {})
+    targets.append(_target("OpenVINO static int8 cold start to first answer / ONNX Runtime int8's (cache warm)",
+                           ratio.get("to_first_answer"), 2.0, at_most=True))
     cold = result.get("footprint", {}).get("cold_start", {})
     # The default configuration (no optimised-model cache) is the one held to the goal.
     ours = next((v for k, v in cold.items() if k.startswith("distilrt") and "cache" not in k), None)
@@ -123,10 +143,8 @@ def markdown(result: dict[str, Any]) -> str:
         "running batches on one stream per thread, shown as \"x2 streams\").",
         "",
     ]
-    peaks = result.get("peaks", {})
-    if peaks:
-        lines += [f"Measured GEMM peak (ONNX Runtime, {settings['threads']} threads): "
-                  + ", ".join(f"{k} {v['gops']:.1f} GOP/s" for k, v in peaks.items()) + ".", ""]
+    lines += _peak_lines(result.get("peaks", {}), settings["threads"])
+    lines += _tuned_lines(result.get("tuned", {}))
     index = _index(result["rows"])
     for key, info in result["models"].items():
         loads = list(dict.fromkeys(r["workload"] for r in result["rows"] if r["model"] == key))
@@ -142,8 +160,8 @@ def markdown(result: dict[str, Any]) -> str:
         ours = [s for s in systems if s.startswith("distilrt")]
         if ours:
             lines += ["Speed-up of distilrt (x, higher is better):", "",
-                      "| distilrt | workload | " + " | ".join(p for p in PEERS) + " | efficiency |",
-                      "|---|---|" + "---|" * (len(PEERS) + 1)]
+                      "| distilrt | workload | " + " | ".join(p for p in PEERS) + " | vs fastest peer | efficiency |",
+                      "|---|---|" + "---|" * (len(PEERS) + 2)]
             for system in ours:
                 for w in loads:
                     row = index.get((key, w, system))
@@ -151,8 +169,10 @@ def markdown(result: dict[str, Any]) -> str:
                         continue
                     ratios = row.get("speedup_vs", {})
                     eff = f"{row['efficiency']:.0%} of {row['efficiency_peak']}" if "efficiency" in row else ""
+                    fastest = (f"{row['speedup_vs_fastest']:.2f} ({row['fastest_peer']})"
+                               if "fastest_peer" in row else "—")
                     lines.append(f"| {system} | {w} | " + " | ".join(
-                        f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS) + f" | {eff} |")
+                        f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS) + f" | {fastest} | {eff} |")
             lines.append("")
     if result.get("kernel"):
         lines += ["## Session only (the model alone, no tokenizer: ONNX Runtime for distilrt's and optimum's files, "
@@ -169,6 +189,36 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"Skipped {', '.join(skipped['systems'])}: {skipped['reason']}.", ""]
     lines += _targets_table(result.get("targets", []), "## Targets", unmeasured="not measured", miss="**no**")
     return "\n".join(lines)
+
+
+def _load(load: list[float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def _peak_lines(peaks: dict[str, Any], threads: int) -> list[str]:
+    """The measured GEMM peaks, per engine, and which one efficiency figures are held against."""
+    if not peaks:
+        return []
+    per_engine = {k: v for k, v in peaks.items() if "-" in k}
+    if not per_engine:  # results written before peaks were measured per engine
+        per_engine = peaks
+    line = (f"Measured bare GEMM peak ({threads} threads): "
+            + ", ".join(f"{k} {v['gops']:.1f} GOP/s" for k, v in per_engine.items()) + ".")
+    if "int8" in peaks and "engine" in peaks["int8"]:
+        line += f" int8 efficiency is held against the best of them ({peaks['int8']['engine']})."
+    return [line, ""]
+
+
+def _tuned_lines(tuned: dict[str, Any]) -> list[str]:
+    """What ``distilrt tune`` chose for each model's bundle (the distilrt-auto rows run it)."""
+    lines = []
+    for key, found in tuned.items():
+        ran = found.get("tuned_now")
+        how = f"tuned in this run, {ran['seconds']:.0f} s" if ran else "profile found"
+        if ran and ran.get("ignore_recorded_agreement"):
+            how += "; random-weight stand-in, so int8 variants were kept whatever their recorded agreement"
+        lines.append(f"- distilrt-auto on {key}: single calls {found['latency']}, bulk {found['bulk']} ({how})")
+    return lines + [""] if lines else []
 
 
 def gpu_lines(gpu: dict[str, Any]) -> list[str]:
@@ -234,6 +284,12 @@ def _footprint_lines(found: dict[str, Any]) -> list[str]:
         lines.append(f"- {name}: {figures['process_s']:.2f} s from process start to first answer "
                      f"(imports {figures['import_s']:.2f} s, load {figures['load_s']:.2f} s), "
                      f"peak RSS {figures['rss_mb']:.0f} MB")
+    engines = found.get("cold_start_engines", {})
+    if engines:
+        from .coldstart_engines import table
+
+        lines += ["", "Cold start per engine (new process, launch to first answer; compiled-model cache warm "
+                  "unless marked cold):", "", table(engines) if "skipped" not in engines else engines["skipped"], ""]
     sizes = found.get("bundle_bytes", {})
     if sizes:
         lines.append("- on disk (distilbert-qa): " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sizes.items()))
@@ -301,10 +357,13 @@ def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/res
     """The README's "Benchmarks" section: the headline QA table, the other models' rows, targets, plot."""
     machine, settings = result["machine"], result["settings"]
     index = _index(result["rows"])
+    command = result.get("command") or f"distilrt bench --output {results_dir}"
+    isa = ", ".join(i for i in machine["isa"] if "vnni" in i or i in ("avx512f", "amx_int8", "amx_bf16"))
+    load = machine.get("load_average")
     lines = ["## Benchmarks", "",
-             f"`distilrt bench --output {results_dir}` on {machine['cpu']} ({machine['logical_cores']} cores, "
-             f"{', '.join(i for i in machine['isa'] if 'vnni' in i or i == 'avx512f')}), {settings['threads']} threads "
-             "for every system, one run. Full-size DistilBERT / DistilRoBERTa architectures with seeded random "
+             f"`{command}` on {machine['cpu']} ({machine['logical_cores']} cores, {isa}), {settings['threads']} "
+             f"threads for every system, one run" + (f", load average {_load(load)} at the start" if load else "")
+             + ". Full-size DistilBERT / DistilRoBERTa architectures with seeded random "
              "weights (speed depends on shapes, not weight values); all-MiniLM-L6-v2 with its real weights. "
              "Latency: p50 in ms end to end (tokenize + run + post-process); throughput: items/s at each "
              f"system's best batch size. Full figures, p95/p99, efficiency and footprint: `{results_dir}/results.md`.",
@@ -326,6 +385,7 @@ def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/res
                     cells.append(f"{row['throughput']:.1f}/s")
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _tuned_lines(result.get("tuned", {}))
     lines += _targets_table(result.get("targets", []), "Targets (distilbert-qa):", unmeasured="—", miss="no")
     if "distilbert-qa" in result["models"]:
         lines += [f"![speed vs the transformers PyTorch fp32 pipeline]({results_dir}/speedup_distilbert-qa.png)", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Settings:
     throughput_repeats: int = 2
     peak_seconds: float = 1.0
     coldstart_repeats: int = 3
+    tune_budget_s: float = 120.0  # ``distilrt tune`` for the tuned row, when this host has no profile entry
     models: tuple[str, ...] = tuple(MODELS)
     systems: tuple[str, ...] = tuple(SYSTEMS)
     work_dir: Path = field(default_factory=lambda: Path("~/.cache/distilrt-bench").expanduser())
@@ -42,7 +44,7 @@ class Settings:
     @classmethod
     def quick_mode(cls, **overrides: Any) -> "Settings":
         base = dict(quick=True, latency_seconds=0.3, min_runs=5, throughput_repeats=1, peak_seconds=0.3,
-                    coldstart_repeats=1, models=("distilbert-qa",))
+                    coldstart_repeats=1, tune_budget_s=30.0, models=("distilbert-qa",))
         base.update(overrides)
         return cls(**base)
 
@@ -50,6 +52,7 @@ class Settings:
         return {"threads": self.threads, "quick": self.quick, "latency_seconds": self.latency_seconds,
                 "min_runs": self.min_runs, "throughput_repeats": self.throughput_repeats,
                 "peak_seconds": self.peak_seconds, "coldstart_repeats": self.coldstart_repeats,
+                "tune_budget_s": self.tune_budget_s,
                 "models": list(self.models), "systems": list(self.systems), "work_dir": str(self.work_dir)}
 
 
@@ -139,6 +142,7 @@ def measure_system(runner: Any, work: Workload, settings: Settings, say: Callabl
 def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure everything ``settings`` asks for and return the result document."""
     say = say or Progress()
+    started = time.perf_counter()
     result: dict[str, Any] = {"machine": machine_info(settings.threads), "settings": settings.to_dict(),
                               "rows": [], "skipped": [], "models": {}}
     missing = distilrt_available()
@@ -159,11 +163,12 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
     say(f"preparing models in {settings.work_dir} (built once, then cached)")
     paths = prepare(list(settings.models), settings.work_dir, progress=say)
 
-    say(f"GEMM peak through ONNX Runtime on {settings.threads} threads")
-    peaks = {kind: gemm.measure_peak(kind, threads=settings.threads, seconds=settings.peak_seconds)
-             for kind in ("fp32", "int8")}
-    result["peaks"] = {k: {"gops": p.gops, "shape": list(p.shape), "per_shape": p.per_shape} for k, p in peaks.items()}
-    say("    " + ", ".join(f"{k} {p.gops:.1f} GOP/s" for k, p in peaks.items()))
+    peaks = _peaks(settings, say)
+    result["peaks"] = {k: {"gops": p.gops, "shape": list(p.shape), "per_shape": p.per_shape, "engine": p.engine}
+                       for k, p in peaks.items()}
+    if "distilrt-auto" in systems:
+        result["tuned"] = {key: _ensure_tuned(paths[key]["bundle"], settings, say,
+                                              random_weights=MODELS[key].random_weights) for key in settings.models}
 
     for key in settings.models:
         model = MODELS[key]
@@ -175,13 +180,23 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
         for system in systems:
             spec = SYSTEMS[system]
             say(f"{key}: loading {spec.label}")
-            runner = load(spec, model, paths[key], threads=settings.threads)
+            try:
+                runner = load(spec, model, paths[key], threads=settings.threads)
+            except Exception as exc:  # one system that cannot load must not cost the rest of the run
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                result["skipped"].append({"systems": [system], "model": key, "reason": reason})
+                say(f"    {system} skipped for {key}: {reason}")
+                continue
+            precision = runner.engine.get("precision", spec.precision)
+            if runner.engine:
+                say(f"    runs on {runner.engine['engine']} {precision} ({runner.engine['file']}, "
+                    f"{runner.engine['threads']} threads, {runner.engine['streams']} streams)")
             try:
                 for work in loads:
                     say(f"  {key} {work.key} {system}")
                     row = measure_system(runner, work, settings, say)
                     row.update(model=key, system=system, label=spec.label, family=spec.family,
-                               precision=spec.precision, note=work.note)
+                               precision=precision, note=work.note, **({"engine": runner.engine} if runner.engine else {}))
                     if work.shape and work.kind == "latency":
                         _add_efficiency(row, config, work, model, peaks)
                     result["rows"].append(row)
@@ -190,17 +205,72 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
     result["kernel"] = _kernel_rows(settings, paths, peaks, say)
     _footprint(result, settings, paths, say)
     result["gpu"] = _gpu_rows(settings, paths, say)
+    result["load_average_end"] = list(os.getloadavg())
+    result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _peaks(settings: Settings, say: Callable[[str], None]) -> dict[str, gemm.Peak]:
+    """fp32 and int8 GEMM peaks through ONNX Runtime, and the int8 peak through OpenVINO where it imports.
+
+    ``"int8"`` is the host's int8 peak: the faster of the two engines' bare int8 GEMMs.
+    """
+    say(f"GEMM peak on {settings.threads} threads (bare MatMul / MatMulInteger through ONNX Runtime, "
+        "QDQ MatMul through OpenVINO)")
+    peaks = {f"{kind}-onnxruntime": gemm.measure_peak(kind, threads=settings.threads, seconds=settings.peak_seconds)
+             for kind in ("fp32", "int8")}
+    from distilrt.runtime.engines import openvino as ov_engine
+
+    if ov_engine.available():
+        peaks["int8-openvino"] = gemm.measure_openvino_int8_peak(threads=settings.threads,
+                                                                 seconds=settings.peak_seconds)
+    say("    " + ", ".join(f"{k} {p.gops:.1f} GOP/s" for k, p in peaks.items()))
+    peaks["fp32"] = peaks["fp32-onnxruntime"]
+    peaks["int8"] = max((p for k, p in peaks.items() if k.startswith("int8-")), key=lambda p: p.gops)
+    return peaks
+
+
+def _ensure_tuned(bundle: Path, settings: Settings, say: Callable[[str], None], *,
+                  random_weights: bool = False) -> dict[str, Any]:
+    """This host's tuned choice for ``bundle``; runs ``distilrt tune`` first when the profile has no entry.
+
+    A stand-in with seeded random weights (``random_weights``) is tuned with its int8 variants kept even
+    though their agreement recorded at export missed the target: on near-flat random logits that figure
+    is noise, and the rows compare speed on shapes (the agreement is still in the result).
+    """
+    from distilrt.runtime import load_bundle
+    from distilrt.runtime.profile import lookup
+    from distilrt.runtime.tune import tune
+
+    manifest = load_bundle(bundle).manifest
+    entry, why = lookup(manifest)
+    ran = None
+    if entry is None:
+        say(f"tuning {manifest.name} for the tuned row (distilrt tune, budget {settings.tune_budget_s:.0f} s): {why}")
+        started = time.perf_counter()
+        done = tune(bundle, budget_s=settings.tune_budget_s, ignore_recorded_agreement=random_weights)
+        ran = {"seconds": round(time.perf_counter() - started, 1), "repeats": done.repeats,
+               "ignore_recorded_agreement": random_weights, "fidelity": done.fidelity,
+               "workloads": done.workloads, "skipped": done.skipped}
+        entry, why = lookup(manifest)
+    found = {"latency": entry.latency.label if entry else None,
+             "bulk": entry.bulk.label if entry and entry.bulk else None, "why": why, "tuned_now": ran}
+    say(f"    tuned choice: single calls {found['latency']}, bulk {found['bulk']}")
+    return found
 
 
 def _add_efficiency(row: dict[str, Any], config: dict[str, Any], work: Workload, model: BenchModel,
                     peaks: dict[str, gemm.Peak]) -> None:
+    """Matmul work per second against the host's measured GEMM peak of the row's arithmetic (int8 rows against
+    the best bare int8 GEMM of any engine here, fp32 rows against the fp32 one; other precisions get none)."""
     batch, seq = work.shape  # type: ignore[misc]
     ops = gemm.matmul_ops(config, batch=batch, seq=seq, task=model.task)
-    peak = peaks["int8" if row["precision"] == "int8" else "fp32"]
     row["matmul_gops"] = round(ops / 1e9, 3)
-    row["efficiency"] = round(gemm.efficiency(ops, row["latency_ms"]["p50"] / 1000, peak.gops), 4)
-    row["efficiency_peak"] = "int8" if row["precision"] == "int8" else "fp32"
+    kind = "int8" if row["precision"].startswith("int8") else "fp32" if row["precision"] == "fp32" else None
+    if kind is None:
+        return
+    row["efficiency"] = round(gemm.efficiency(ops, row["latency_ms"]["p50"] / 1000, peaks[kind].gops), 4)
+    row["efficiency_peak"] = f"{kind} ({peaks[kind].engine})"
 
 
 def _kernel_rows(settings: Settings, paths: dict[str, dict[str, Path]], peaks: dict[str, gemm.Peak],
@@ -249,6 +319,16 @@ def _footprint(result: dict[str, Any], settings: Settings, paths: dict[str, dict
                     continue
                 say(f"    {name}: {figures['process_s']:.2f} s to first answer, import {figures['import_s']:.2f} s, "
                     f"peak RSS {figures['rss_mb']:.0f} MB")
+        if any(s in settings.systems for s in ("distilrt-ov-int8", "distilrt-auto")):
+            from . import coldstart_engines
+
+            say("cold start per engine: new process until the first answer (ONNX Runtime, OpenVINO, tuned)")
+            try:
+                found["cold_start_engines"] = coldstart_engines.measure(paths[key]["bundle"],
+                                                                        repeats=settings.coldstart_repeats, say=say)
+            except (RuntimeError, OSError) as exc:
+                found["cold_start_engines"] = {"skipped": f"cold-start child failed: {str(exc)[-400:]}"}
+            say("    " + coldstart_engines.table(found["cold_start_engines"]).replace("\n", "\n    "))
     result["footprint"] = found
 
 

@@ -5,8 +5,11 @@ the same with ``torch.ao.quantization.quantize_dynamic`` int8 Linear layers, on 
 (``torch_dtype=torch.bfloat16``, the AMX path), optimum's ``ORTModelFor*`` (fp32 export, and int8 from
 ``ORTQuantizer``'s preset for this CPU), and OpenVINO on optimum's plain export (default precision, and
 int8 from ``nncf.quantize`` defaults; see :mod:`distilrt.benchmarks.openvino`), each inside the
-``transformers`` pipeline.  distilrt rows go through ``distilrt.runtime.pipeline``.  Every system
-gets the same thread budget.  A peer whose packages are missing is skipped with the reason
+``transformers`` pipeline.  distilrt rows go through ``distilrt.runtime.pipeline``: one row per engine
+and precision (ONNX Runtime fp32 / fp16 / int8, OpenVINO bf16 / static int8), and ``distilrt-auto``,
+``precision="auto", provider="auto"``, which runs what ``distilrt tune`` chose on this host (the
+runner tunes the bundle first when this host's profile has no entry for it).  Every system gets the
+same thread budget.  A system whose packages (or CPU features) are missing is skipped with the reason
 (:func:`unavailable`).
 """
 
@@ -29,6 +32,7 @@ class SystemSpec:
     label: str
     family: str  # "transformers", "optimum", "openvino" or "distilrt"
     precision: str  # "default": whatever the engine picks for an fp32 graph on this host
+    provider: str = "cpu"  # distilrt rows: the pipeline's provider ("auto" with precision "auto": tuned)
 
 
 SYSTEMS: dict[str, SystemSpec] = {spec.key: spec for spec in (
@@ -42,9 +46,13 @@ SYSTEMS: dict[str, SystemSpec] = {spec.key: spec for spec in (
                "openvino", "default"),
     SystemSpec("openvino-int8", "transformers pipeline, OpenVINO int8 (nncf.quantize defaults on the plain ONNX)",
                "openvino", "int8"),
-    SystemSpec("distilrt-fp32", "distilrt fp32", "distilrt", "fp32"),
-    SystemSpec("distilrt-fp16", "distilrt fp16", "distilrt", "fp16"),
-    SystemSpec("distilrt-int8", "distilrt int8", "distilrt", "int8"),
+    SystemSpec("distilrt-fp32", "distilrt fp32 (ONNX Runtime)", "distilrt", "fp32"),
+    SystemSpec("distilrt-fp16", "distilrt fp16 (ONNX Runtime)", "distilrt", "fp16"),
+    SystemSpec("distilrt-int8", "distilrt int8 (ONNX Runtime, dynamic)", "distilrt", "int8"),
+    SystemSpec("distilrt-ov-bf16", "distilrt bf16 (OpenVINO)", "distilrt", "bf16", "openvino"),
+    SystemSpec("distilrt-ov-int8", "distilrt int8 (OpenVINO, static QDQ)", "distilrt", "int8-static", "openvino"),
+    SystemSpec("distilrt-auto", "distilrt tuned (precision and provider auto: this host's profile)", "distilrt",
+               "auto", "auto"),
 )}
 
 
@@ -59,6 +67,8 @@ class Runner:
         self._release = release
         #: Stream counts the system can run bulk work with (tried alongside batch sizes for throughput).
         self.streams = streams
+        #: distilrt rows: what the pipeline runs on (see :func:`describe_engine`).
+        self.engine: dict[str, Any] = {}
 
     def run(self, inputs: list[Any], batch_size: int, streams: int = 1) -> list[Any]:
         if streams not in self.streams:
@@ -79,7 +89,15 @@ def unavailable(spec: SystemSpec) -> str | None:
 
         return openvino_unavailable()
     if spec.family == "distilrt":
-        return distilrt_available()
+        missing = distilrt_available()
+        if missing or spec.provider != "openvino":
+            return missing
+        from distilrt.runtime.engines import openvino as ov_engine
+
+        if not ov_engine.available():
+            return "openvino is not installed; install it with: pip install 'distilrt[openvino]'"
+        if spec.precision == "bf16" and not ov_engine.has_native_bf16():
+            return "the CPU has no AMX-BF16 / AVX-512-BF16, so OpenVINO bf16 would be emulated"
     return None
 
 
@@ -198,14 +216,17 @@ def _load_distilrt(spec: SystemSpec, model: BenchModel, bundle: Path, *, threads
     from distilrt.runtime import pipeline
 
     made: dict[int, Any] = {}
-    # One stream per thread at most: each stream runs on one core.
-    stream_options = tuple(sorted({1, threads})) if threads > 1 else (1,)
+    tuned = spec.precision == "auto" and spec.provider == "auto"
+    # One stream per thread at most: each stream runs on one core.  The tuned row runs the profile's
+    # threads and streams, as a user's pipeline(precision="auto", provider="auto") does.
+    stream_options = tuple(sorted({1, threads})) if threads > 1 and not tuned else (1,)
 
     def get(batch_size: int, streams: int) -> Any:
         # One pipeline per stream count; its batch size is changed in place.
         if streams not in made:
-            made[streams] = pipeline(model.task, model=str(bundle), precision=spec.precision, provider="cpu",
-                                     batch_size=batch_size, threads=threads, streams=streams)
+            chosen = {} if tuned else {"threads": threads, "streams": streams}
+            made[streams] = pipeline(model.task, model=str(bundle), precision=spec.precision, provider=spec.provider,
+                                     batch_size=batch_size, **chosen)
         made[streams].batch_size = batch_size
         return made[streams]
 
@@ -220,7 +241,16 @@ def _load_distilrt(spec: SystemSpec, model: BenchModel, bundle: Path, *, threads
         def run(texts: list[str], batch_size: int, streams: int = 1) -> list[Any]:
             return list(get(batch_size, streams)(texts, pooling="auto", return_tensors=True))
 
-    return Runner(spec, model, run, made.clear, streams=stream_options)
+    runner = Runner(spec, model, run, made.clear, streams=stream_options)
+    runner.engine = describe_engine(get(1, 1))
+    return runner
+
+
+def describe_engine(task: Any) -> dict[str, Any]:
+    """What a distilrt pipeline runs on: engine, precision, file, threads, streams (for the result's record)."""
+    info = task.session.describe()
+    return {"engine": info.engine, "precision": info.precision, "file": info.file, "threads": info.threads,
+            "streams": task.streams, "providers": list(info.providers)}
 
 
 def distilrt_available() -> str | None:

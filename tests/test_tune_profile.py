@@ -104,6 +104,24 @@ def test_default_choice_by_cpu_flags(qa_copy: Path) -> None:
     assert missed.engine == "onnxruntime"
 
 
+def test_auto_without_a_profile_stays_on_onnxruntime_on_cpus_without_amx(qa_copy: Path, cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    static = with_static_int8(load_bundle(qa_copy))
+    monkeypatch.setattr(choose, "_cuda_usable", lambda: False)
+    monkeypatch.setattr(ov_engine, "available", lambda: True)
+    for module in (choose, ov_engine):
+        monkeypatch.setattr(module, "cpu_flags", lambda: AVX2)
+    # the whole path a pipeline takes: no profile on this host, then the default by CPU flags
+    pick = choose.choose_engine(static, precision="auto", provider="auto")
+    assert (pick.engine, pick.provider, pick.source) == ("onnxruntime", "auto", "default")
+    assert "no tuning profile" in pick.reason and "no AMX-BF16" in pick.reason
+    qa = pipeline(model=qa_copy)
+    assert (qa.session.describe().engine, qa.precision) == ("onnxruntime", "int8")
+    for module in (choose, ov_engine):
+        monkeypatch.setattr(module, "cpu_flags", lambda: AMX)
+    assert choose.choose_engine(static, precision="auto", provider="auto").engine == "openvino"
+
+
 def test_explicit_requests(qa_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = load_bundle(qa_copy)
     assert choose.choose_engine(bundle, precision="bf16", provider="auto").engine == "openvino"
@@ -188,6 +206,9 @@ def test_tune_leaves_out_candidates_that_miss_fidelity(qa_copy: Path, cache: Pat
     labels = set(result.workloads["bulk"])
     assert labels and all(label.startswith(("onnxruntime/fp32/", "onnxruntime/fp32:")) for label in labels)
     assert "missed the target" in result.skipped["onnxruntime/int8"]
+    # benchmark stand-ins (random weights) may keep them: their recorded agreement is noise
+    kept, skipped = tuning.candidates(load_bundle(qa_copy), ignore_recorded_agreement=True)
+    assert any(c.setting.label.startswith("onnxruntime/int8/") for c in kept) and "onnxruntime/int8" not in skipped
     if ov_engine.available():
         assert any("differs from ONNX Runtime fp32" in why for label, why in result.skipped.items()
                    if label.startswith("openvino/"))

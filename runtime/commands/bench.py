@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from ..hostinfo import physical_cores
@@ -11,9 +13,13 @@ HELP = "benchmark distilrt against transformers, PyTorch int8 and optimum on thi
 DESCRIPTION = """\
 Measures, in one run and on the same weights and thread budget: the transformers pipeline on PyTorch
 fp32, bf16 and dynamic int8, optimum ORTModel fp32/int8 inside the transformers pipeline, OpenVINO at its
-default precision and with NNCF int8 (when the openvino extra is installed), and distilrt fp32/fp16/int8; plus the machine's fp32/int8 GEMM peak, cold start, RSS and sizes. Writes results.json,
-results.md and PNG plots to --output. Needs the `bench` and `export` extras. The first run builds the
-models (full-size stand-ins with seeded random weights, and the real all-MiniLM-L6-v2) into --work-dir.
+default precision and with NNCF int8 (when the openvino extra is installed); distilrt on each engine
+(ONNX Runtime fp32/fp16/int8, OpenVINO bf16/static int8) and distilrt-auto, which runs what
+`distilrt tune` chose on this host (the bundle is tuned first when this host has no profile for it);
+plus the machine's fp32/int8 GEMM peaks, cold start, RSS and sizes. Writes results.json, results.md and
+PNG plots to --output. Needs the `bench` and `export` extras. The first run builds the models
+(full-size stand-ins with seeded random weights, and the real all-MiniLM-L6-v2) into --work-dir.
+Progress goes to stderr, one line per measurement.
 """
 
 
@@ -32,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "distilrt-int8 (an unknown name lists them all)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="time spent per latency measurement (default: 3, quick: 0.5)")
+    parser.add_argument("--tune-budget-s", type=float, default=None, metavar="N",
+                        help="seconds for `distilrt tune` when the tuned row needs it (default: 120, quick: 30)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="cache for built checkpoints and bundles (default: ~/.cache/distilrt-bench, "
                              "or $DISTILRT_BENCH_CACHE)")
@@ -72,11 +80,15 @@ def run(args: argparse.Namespace) -> int:
         overrides["systems"] = systems
     if args.seconds:
         overrides["latency_seconds"] = args.seconds
+    if args.tune_budget_s:
+        overrides["tune_budget_s"] = args.tune_budget_s
     settings = Settings.quick_mode(**overrides) if args.quick else Settings(**overrides)
     say = Progress()
     say(f"distilrt bench ({'quick' if settings.quick else 'full'}), {settings.threads} threads, "
         f"models: {', '.join(settings.models)}")
     result = run_bench(settings, say=say)
+    result["command"] = " ".join(["distilrt", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:2] == ["bench"] \
+        else None
     written = report.write(result, args.output)
     print(report.markdown(result))
     say("wrote " + ", ".join(str(p) for p in written.values()))
