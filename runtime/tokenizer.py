@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tokenizers import Encoding, Tokenizer
 
@@ -24,6 +25,8 @@ TOKENIZER_FILE = "tokenizer.json"
 _SPECIAL_NAMES = ("mask_token", "pad_token", "cls_token", "sep_token", "unk_token", "bos_token", "eos_token")
 #: How many differently-truncating tokenizer copies to keep (one per (length, stride) in use).
 _MAX_VARIANTS = 16
+#: The key of the copy that tokenizes without post-processing (see :meth:`TextTokenizer.tokenize`).
+_PLAIN = ("plain",)
 
 
 def clean_up_spaces(text: str) -> str:
@@ -57,10 +60,10 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _encode_batch(tokenizer: Tokenizer, items: list[Any]) -> list[Encoding]:
-    """``encode_batch`` with special tokens; an input the tokenizer refuses is named by its index."""
+def _encode_batch(tokenizer: Tokenizer, items: list[Any], *, special: bool = True) -> list[Encoding]:
+    """``encode_batch``; an input the tokenizer refuses is named by its index."""
     try:
-        return tokenizer.encode_batch(items, add_special_tokens=True)
+        return tokenizer.encode_batch(items, add_special_tokens=special)
     except Exception as batch_error:  # TypeError / the Rust error type: find which input it was
         for index, item in enumerate(items):
             try:
@@ -69,6 +72,28 @@ def _encode_batch(tokenizer: Tokenizer, items: list[Any]) -> list[Encoding]:
                 raise InputError(f"input {index} cannot be tokenized ({type(exc).__name__}: {str(exc)[:120]}); "
                                  "pass plain UTF-8 text") from exc
         raise InputError(f"the inputs cannot be tokenized together: {str(batch_error)[:200]}") from batch_error
+
+
+def window_tokens(question: int, context: int, *, max_seq_len: int, doc_stride: int, special: tuple[int, int]) -> int:
+    """Tokens of every window a question of ``question`` tokens and a context of ``context`` tokens make.
+
+    Each window holds the question, the pair's special tokens and up to ``room`` context tokens;
+    consecutive windows share ``doc_stride`` context tokens.  ``special``: the special tokens around one
+    text and around a pair.  Raises :class:`InputError` where the tokenizer would refuse to split: the
+    question leaves no room, or the stride does not fit (in any window, or in this context's windows).
+    """
+    head = question + special[1]
+    room = max_seq_len - head
+    if room < 1:
+        raise InputError(f"the question takes {head} tokens with the special tokens, leaving no room for the context "
+                         f"within max_seq_len={max_seq_len}; shorten the question, or pass a larger max_seq_len or a "
+                         "smaller max_question_len")
+    if doc_stride > max_seq_len - special[0] or (context > room and doc_stride >= room):
+        raise InputError(f"doc_stride={doc_stride} must be smaller than the {room} context tokens that fit in one window "
+                         f"(max_seq_len={max_seq_len} minus the question and special tokens); pass a smaller doc_stride "
+                         "or a larger max_seq_len")
+    windows = 1 if context <= room else 1 + math.ceil((context - room) / (room - doc_stride))
+    return context + windows * head + (windows - 1) * doc_stride
 
 
 class TextTokenizer:
@@ -80,7 +105,7 @@ class TextTokenizer:
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         self._serialized: str | None = None
-        self._variants: dict[tuple[int, int, str], Tokenizer] = {}
+        self._variants: dict[tuple[Any, ...], Tokenizer] = {}
         self._lock = threading.Lock()
         self.special_tokens = dict(special_tokens)
         self.clean_up = clean_up
@@ -135,7 +160,13 @@ class TextTokenizer:
 
     def _configured(self, max_length: int, stride: int, strategy: str) -> Tokenizer:
         """A copy of the tokenizer truncating at ``max_length`` with ``stride`` (made once, then shared)."""
-        key = (max_length, stride, strategy)
+
+        def truncating(copy: Tokenizer) -> None:
+            copy.enable_truncation(max_length, stride=stride, strategy=strategy)
+
+        return self._copy((max_length, stride, strategy), truncating)
+
+    def _copy(self, key: tuple[Any, ...], configure: Callable[[Tokenizer], None]) -> Tokenizer:
         found = self._variants.get(key)
         if found is not None:
             return found
@@ -145,16 +176,67 @@ class TextTokenizer:
                     self._serialized = self._tokenizer.to_str()
                 copy = Tokenizer.from_str(self._serialized)
                 copy.no_padding()
-                copy.enable_truncation(max_length, stride=stride, strategy=strategy)
+                configure(copy)
                 if len(self._variants) >= _MAX_VARIANTS:
-                    self._variants.pop(next(iter(self._variants)))
+                    self._variants.pop(next(k for k in self._variants if k != _PLAIN))
                 self._variants[key] = copy
             return self._variants[key]
 
+    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+        """Each text's tokens, untruncated and without special tokens: the one tokenization of a call.
+
+        :meth:`sequence` and :meth:`windows` build what the model runs from these without tokenizing
+        again, so a caller that bounds a request by its token counts first (the HTTP service) tokenizes
+        each text once.
+        """
+
+        def plain(copy: Tokenizer) -> None:
+            copy.post_processor = None  # special tokens and offset trimming come later, in sequence()/windows()
+
+        return _encode_batch(self._copy(_PLAIN, plain), list(texts), special=False)
+
+    def sequence(self, tokens: Encoding, pair: Encoding | None = None, *, truncate_to: int | None = None) -> Encoding:
+        """A model input from :meth:`tokenize` output: special tokens added, cut to ``truncate_to`` tokens if asked."""
+        tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
+        return tokenizer.post_process(tokens, pair)
+
+    def length(self, tokens: Encoding, pair: Encoding | None = None) -> int:
+        """Tokens of ``sequence(tokens, pair)`` before any truncation."""
+        return len(tokens.ids) + (len(pair.ids) if pair is not None else 0) + self.num_special_tokens(pair=pair is not None)
+
+    def questions(self, questions: Sequence[str], *, max_question_len: int) -> list[Encoding]:
+        """:meth:`tokenize` for questions, each cut to ``max_question_len`` tokens (the text re-read up to there)."""
+        tokens = self.tokenize(questions)
+        for index, (question, encoding) in enumerate(zip(questions, tokens)):
+            if len(encoding.ids) > max_question_len:
+                logger.debug("question has %d tokens; keeping the first %d", len(encoding.ids), max_question_len)
+                shown = self._tokenizer.post_process(encoding, add_special_tokens=False)  # offsets as decoded
+                tokens[index] = self.tokenize([question[:shown.offsets[max_question_len - 1][1]]])[0]
+        return tokens
+
+    def window_tokens(self, question: Encoding, context: Encoding, *, max_seq_len: int, doc_stride: int) -> int:
+        """How many tokens :meth:`windows` will build, without building them (raises as it would)."""
+        return window_tokens(len(question.ids), len(context.ids), max_seq_len=max_seq_len, doc_stride=doc_stride,
+                             special=(self.num_special_tokens(pair=False), self.num_special_tokens(pair=True)))
+
+    def windows(self, question: Encoding, context: Encoding, *, max_seq_len: int, doc_stride: int) -> list[Encoding]:
+        """The model inputs of a question and its context, the context split into overlapping windows.
+
+        Every window holds the whole question and at most ``max_seq_len`` tokens; consecutive windows
+        share ``doc_stride`` context tokens, so no part of the context is dropped.  The same windows as
+        ``encode(question, context)`` with ``only_second`` truncation and that stride, from tokens
+        :meth:`tokenize` already made.
+        """
+        self.window_tokens(question, context, max_seq_len=max_seq_len, doc_stride=doc_stride)
+        room = max_seq_len - len(question.ids) - self.num_special_tokens(pair=True)
+        piece = Encoding.merge([context], growing_offsets=False)  # a copy: truncate() cuts in place
+        if len(piece.ids) > room:
+            piece.truncate(room, stride=doc_stride)
+        return [self._tokenizer.post_process(question, part) for part in (piece, *piece.overflowing)]
+
     def encode(self, texts: Sequence[str], *, truncate_to: int | None = None) -> list[Encoding]:
         """Encode single texts with special tokens; truncate to ``truncate_to`` tokens only if asked."""
-        tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
-        return _encode_batch(tokenizer, list(texts))
+        return [self.sequence(tokens, truncate_to=truncate_to) for tokens in self.tokenize(texts)]
 
     def encode_plain(self, text: str) -> Encoding:
         """Encode without special tokens (for counting and target lookup)."""
@@ -162,48 +244,18 @@ class TextTokenizer:
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]], *, truncate_to: int | None = None) -> list[Encoding]:
         """Encode (text, text_pair) inputs with special tokens."""
-        tokenizer = self._tokenizer if truncate_to is None else self._configured(truncate_to, 0, "longest_first")
-        return _encode_batch(tokenizer, list(pairs))
+        firsts = self.tokenize([first for first, _ in pairs])
+        seconds = self.tokenize([second for _, second in pairs])
+        return [self.sequence(a, b, truncate_to=truncate_to) for a, b in zip(firsts, seconds)]
 
     def num_special_tokens(self, *, pair: bool) -> int:
         return self._tokenizer.num_special_tokens_to_add(pair)
 
     def encode_windows(self, question: str, context: str, *, max_seq_len: int, doc_stride: int,
                        max_question_len: int) -> list[Encoding]:
-        """Encode a question with its context, splitting the context into overlapping windows.
-
-        Every window holds the whole (possibly shortened) question and at most ``max_seq_len`` tokens;
-        consecutive windows share ``doc_stride`` context tokens, so no part of the context is dropped.
-        A question longer than ``max_question_len`` tokens is cut to that many tokens first.
-        """
-        question_tokens = self.encode_plain(question)
-        if len(question_tokens.ids) > max_question_len:
-            cut = question_tokens.offsets[max_question_len - 1][1]
-            logger.debug("question has %d tokens; keeping the first %d", len(question_tokens.ids), max_question_len)
-            question = question[:cut]
-            question_tokens = self.encode_plain(question)
-        room = max_seq_len - len(question_tokens.ids) - self.num_special_tokens(pair=True)
-        if room < 1:
-            raise InputError(
-                f"the question takes {len(question_tokens.ids)} tokens, leaving no room for the context within "
-                f"max_seq_len={max_seq_len}; pass a larger max_seq_len or a smaller max_question_len"
-            )
-        # The stride only matters when the context overflows one window; counting the context's tokens
-        # costs a full extra encode, so do it only when the stride could not work.
-        if doc_stride >= room and len(self.encode_plain(context).ids) > room:
-            raise InputError(
-                f"doc_stride={doc_stride} must be smaller than the {room} context tokens that fit in one window "
-                f"(max_seq_len={max_seq_len} minus the question and special tokens); pass a smaller doc_stride "
-                "or a larger max_seq_len"
-            )
-        try:
-            encoding = self._configured(max_seq_len, doc_stride, "only_second").encode(question, context)
-        except Exception as exc:  # the Rust truncation error has no Python type of its own
-            raise InputError(
-                f"cannot split the context into windows with max_seq_len={max_seq_len} and doc_stride={doc_stride} "
-                f"({exc}); pass a doc_stride smaller than the {room} context tokens that fit in one window"
-            ) from exc
-        return [encoding, *encoding.overflowing]
+        """:meth:`windows` of one question (cut to ``max_question_len`` tokens) and its context, from text."""
+        tokens = self.questions([question], max_question_len=max_question_len)[0]
+        return self.windows(tokens, self.tokenize([context])[0], max_seq_len=max_seq_len, doc_stride=doc_stride)
 
     # -- decoding -------------------------------------------------------------------------------------
 

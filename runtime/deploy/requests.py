@@ -77,8 +77,9 @@ class RequestRunner:
                                max_length=self.model.max_sequence_length)
         meta = {"single": parsed.single, **parsed.meta, "field": "inputs"}
         # the same token, mask and prediction bounds distilrt serve applies before model time (413/422)
-        cost = self.model.measure(parsed.items, parsed.params, meta, self.limits)
-        return Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params), cost=cost, meta=meta)
+        cost, prepared = self.model.admit(parsed.items, parsed.params, meta, self.limits)
+        return Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params), cost=cost, meta=meta,
+                   prepared=prepared)
 
     def run_jobs(self, jobs: Sequence[Job]) -> list[JobResult | ServeHTTPError]:
         """Run parsed jobs as one batch (grouped by options; a failing request fails alone)."""

@@ -46,6 +46,7 @@ class Job:
     cost: int = 0  # tokens, counted before queueing (QA: every window); the batch token budget adds these up
     key: Hashable = ()
     meta: dict[str, Any] = field(default_factory=dict)  # how to shape the answer; never passed to the model
+    prepared: Any = None  # the inputs as the task checked and tokenized them on arrival; what the model call runs
     enqueued: float = field(default_factory=time.monotonic)
     future: "asyncio.Future[Any] | None" = None
 

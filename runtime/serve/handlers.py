@@ -1,8 +1,8 @@
 """Per-task request handling: parse a Hugging Face Inference API body, call the pipeline on a group of
 inputs, shape the answer the way ``huggingface_hub.InferenceClient`` parses it.
 
-A handler never touches the event loop: ``parse`` runs on it (cheap validation only), ``run`` and
-``finish`` run in the model's worker thread.
+A handler never touches the event loop: ``parse`` runs on it (cheap validation only), ``prepare`` on
+arrival (tokenizing, off the loop for long texts), ``run`` and ``finish`` in the model's worker thread.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..tasks.base import Prepared, Task
 from . import schemas
 from .errors import bad_input
 
@@ -67,8 +68,26 @@ class TaskHandler:
     def parse(self, data: dict[str, Any], *, max_items: int, max_length: int) -> ParsedRequest:
         raise NotImplementedError
 
+    def prepare(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> Prepared | None:
+        """A runtime task's checked and tokenized inputs for ``items`` (None for any other pipeline)."""
+        if not isinstance(pipe, Task):
+            return None
+        return self._prepare(pipe, list(items), self.options(params))
+
+    def _prepare(self, pipe: Task, items: list[Any], params: dict[str, Any]) -> Prepared:
+        return pipe.prepare(items, **params)
+
+    def run(self, pipe: Task, prepared: Sequence[Prepared]) -> list[Any]:
+        """Run prepared requests (sharing their options) in one model call; one raw result per input, in order."""
+        return pipe.run_prepared(Prepared.concat(prepared))
+
+    def options(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The call options for a request's parameters."""
+        return params
+
     def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
         """Run the pipeline once on ``items``; one raw result per item, in order."""
+        params = self.options(params)
         if len(items) == 1:
             # a single input is passed bare, so the pipeline's answer is unambiguously that input's answer
             return [self._call_one(pipe, items[0], params)]
@@ -141,6 +160,9 @@ class QuestionAnsweringHandler(TaskHandler):
     def _call_many(self, pipe: Any, items: list[Any], params: dict[str, Any]) -> Any:
         return pipe(question=[q for q, _ in items], context=[c for _, c in items], **params)
 
+    def _prepare(self, pipe: Task, items: list[Any], params: dict[str, Any]) -> Prepared:
+        return pipe.prepare(question=[q for q, _ in items], context=[c for _, c in items], **params)
+
     def warmup(self, mask_token: str | None) -> list[Any]:
         return [("What is warmed up?", "The model is warmed up before the server reports ready.")]
 
@@ -192,9 +214,12 @@ class FeatureExtractionHandler(TaskHandler):
             params["pooling"] = schemas.choice(params["pooling"], "pooling", ("auto", "none", "mean", "cls", "max"))
         return ParsedRequest(items, params, single, meta)
 
-    def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+    def options(self, params: dict[str, Any]) -> dict[str, Any]:
         # the Inference API pools as a sentence-transformers model does ("auto"); arrays, not nested lists
-        params = {"pooling": "auto", **params, "return_tensors": True}
+        return {"pooling": "auto", **params, "return_tensors": True}
+
+    def call(self, pipe: Any, items: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+        params = self.options(params)
         if len(items) == 1:
             return [np.asarray(pipe(items[0], **params))]
         result = pipe(list(items), **params)

@@ -7,17 +7,15 @@ path or a model to load.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError
-from ..manifest import Manifest
-from ..tokenizer import read_json
+from ..tasks.base import Prepared
 from .batching import Job, MicroBatcher
-from .budget import Counter, Limits, measure
+from .budget import Limits, Tokens, measure
 from .errors import ServeHTTPError, bad_input
 from .handlers import HANDLERS, TaskHandler
 from .metrics import ServeMetrics
@@ -44,26 +42,21 @@ class ServedModel:
     bundle: Path | None = None
     pooling: dict[str, Any] | None = None
     pipeline: Any = None
-    tokenizer: Any = None
     mask_token: str | None = None
     ready: bool = False
     load_error: str | None = None
     batcher: MicroBatcher | None = field(default=None, repr=False)
     metrics: ServeMetrics | None = field(default=None, repr=False)
-    _counter: Counter | None = field(default=None, repr=False)
 
     @property
     def handler(self) -> TaskHandler:
         return HANDLERS[self.task]
 
     def load(self) -> None:
-        """Build the pipeline, read the tokenizer for length checks, run one warm-up call (blocking)."""
+        """Build the pipeline and run one warm-up call (blocking)."""
         started = time.perf_counter()
         self.pipeline = self.loader()
         self.max_sequence_length = int(getattr(self.pipeline, "max_sequence_length", None) or self.max_sequence_length)
-        if self.bundle is not None:
-            self.tokenizer = _bundle_tokenizer(self.bundle)
-            self.mask_token = _bundle_mask_token(self.bundle)
         self.mask_token = getattr(self.pipeline, "mask_token", None) or self.mask_token
         items = self.handler.warmup(self.mask_token)
         self.handler.call(self.pipeline, items, {})
@@ -84,12 +77,25 @@ class ServedModel:
                                     large_cost=large_request_tokens or self.max_sequence_length)
         return self.batcher
 
-    def measure(self, items: Sequence[Any], params: dict[str, Any], meta: dict[str, Any], limits: Limits) -> int:
-        """The request's token cost; raises the 413/422 that refuses it (see :mod:`.budget`)."""
-        if self._counter is None:
-            self._counter = Counter(self.tokenizer, self.mask_token)
-        return measure(self.task, items, params, meta, self._counter,
-                       replace(limits, max_sequence_length=self.max_sequence_length))
+    def admit(self, items: Sequence[Any], params: dict[str, Any], meta: dict[str, Any],
+              limits: Limits) -> tuple[int, Prepared | None]:
+        """The request prepared for the model and its token cost; raises the 4xx that refuses it.
+
+        The task checks and tokenizes the inputs here, once (its own errors are 422); the limits of
+        :mod:`.budget` read those tokens; the batch runs the same prepared inputs.
+        """
+        try:
+            prepared = self.handler.prepare(self.pipeline, items, params)
+        except ServeHTTPError:
+            raise
+        except Exception as exc:  # the task's refusal (422), or a fault (500, logged)
+            raise _as_http_error(exc, self.name) from None
+        if prepared is None:
+            tokens = Tokens.words(self.task, items, self.mask_token)
+        else:
+            tokens = Tokens.of(prepared, getattr(self.pipeline.tokenizer, "mask_id", None))
+        cost = measure(self.task, tokens, params, meta, replace(limits, max_sequence_length=self.max_sequence_length))
+        return cost, prepared
 
     # -- worker thread -------------------------------------------------------------------------------
 
@@ -126,7 +132,10 @@ class ServedModel:
         """One pipeline call for jobs that share options; outputs split back per job."""
         items = [item for job in jobs for item in job.items]
         started = time.perf_counter()
-        raw = self.handler.call(self.pipeline, items, dict(jobs[0].params))
+        if all(job.prepared is not None for job in jobs):
+            raw = self.handler.run(self.pipeline, [job.prepared for job in jobs])
+        else:
+            raw = self.handler.call(self.pipeline, items, dict(jobs[0].params))
         if self.metrics is not None:
             self.metrics.batch_inputs.observe(len(items), model=self.name)
             self.metrics.batch_requests.observe(len(jobs), model=self.name)
@@ -147,31 +156,3 @@ def _as_http_error(exc: Exception, model: str) -> ServeHTTPError:
         return bad_input(f"model {model!r} refused the input: {exc}")
     logger.error("model %r failed on a request: %s", model, exc, exc_info=exc)
     return ServeHTTPError(500, f"model {model!r} failed on this request; see the server log")
-
-
-_TOKENIZER_LOCK = threading.Lock()
-
-
-def _bundle_tokenizer(bundle: Path) -> Any:
-    """The bundle's own tokenizer.json (verified against the manifest) without truncation or padding."""
-    raw = Manifest.read(Path(bundle)).read_file(Path(bundle), "tokenizer.json")
-    if raw is None:
-        return None
-    from tokenizers import Tokenizer
-
-    with _TOKENIZER_LOCK:
-        tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-    return tokenizer
-
-
-def _bundle_mask_token(bundle: Path) -> str | None:
-    manifest = Manifest.read(Path(bundle))
-    for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        token = read_json(manifest, Path(bundle), name).get("mask_token")
-        if isinstance(token, dict):
-            token = token.get("content")
-        if isinstance(token, str) and token:
-            return token
-    return None

@@ -71,11 +71,11 @@ async def submit(state: "ServeState", model: ServedModel, parsed: ParsedRequest,
                     max_fill_predictions=state.settings.max_fill_predictions,
                     max_sequence_length=model.max_sequence_length)
     if _chars(parsed.items) > _INLINE_MEASURE_CHARS:  # long texts are tokenized off the event loop
-        cost = await asyncio.to_thread(model.measure, parsed.items, parsed.params, job_meta, limits)
+        cost, prepared = await asyncio.to_thread(model.admit, parsed.items, parsed.params, job_meta, limits)
     else:
-        cost = model.measure(parsed.items, parsed.params, job_meta, limits)
+        cost, prepared = model.admit(parsed.items, parsed.params, job_meta, limits)
     job = Job(items=parsed.items, params=parsed.params, key=schemas.hashable(parsed.params), cost=cost,
-              meta=job_meta)
+              meta=job_meta, prepared=prepared)
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     try:
         return await model.batcher.submit(job)

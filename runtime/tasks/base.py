@@ -1,4 +1,10 @@
-"""What every task shares: input checks, and encodings -> sorted batches -> session -> rows in input order."""
+"""What every task shares: input checks, prepared inputs, and encodings -> sorted batches -> session -> rows in input order.
+
+A call is two steps: ``prepare`` checks the inputs and options and tokenizes each text once
+(:class:`Prepared`); ``run_prepared`` runs the model and post-processes, one result per input.  Calling a
+task does both; the HTTP service does the first on arrival (its limits read the token counts) and the
+second for a whole batch of requests, so no request is tokenized twice.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import inspect
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
@@ -56,6 +63,34 @@ def check_top_k(top_k: Any, *, allow_none: bool = False) -> int | None:
     return top_k
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A call's inputs, checked and tokenized: what :meth:`Task.run_prepared` runs.
+
+    ``inputs[i]`` is what input i runs as (an ``Encoding``; for question answering its question and
+    context tokens), ``texts[i]`` the text its result quotes, ``lengths[i]`` the tokens it costs before any
+    truncation, special tokens included (question answering: every window).  ``options`` are the call's
+    checked options; ``single`` says the call passed one input rather than a list.
+    """
+
+    task: str
+    options: dict[str, Any]
+    inputs: tuple[Any, ...]
+    texts: tuple[str, ...]
+    lengths: tuple[int, ...]
+    single: bool = False
+
+    @classmethod
+    def concat(cls, parts: Sequence["Prepared"]) -> "Prepared":
+        """Several prepared calls as one (they must share the task and the options)."""
+        first = parts[0]
+        if any(part.task != first.task or part.options != first.options for part in parts[1:]):
+            raise ValueError("prepared inputs of different tasks or options cannot run as one call")
+        return cls(first.task, first.options, tuple(x for p in parts for x in p.inputs),
+                   tuple(x for p in parts for x in p.texts), tuple(x for p in parts for x in p.lengths),
+                   single=len(parts) == 1 and first.single)
+
+
 class Task:
     """A callable pipeline for one task over one bundle; safe to call from several threads at once."""
 
@@ -95,6 +130,26 @@ class Task:
             raise InputError(f"{self.task} does not take the option(s) {', '.join(unknown)}; it takes: "
                              f"{', '.join(self.call_options())}")
         self.call_defaults = dict(options)
+
+    def prepare(self, *args: Any, **options: Any) -> Prepared:
+        """Check and tokenize a call's inputs without running the model (the same arguments as a call).
+
+        ``run_prepared(prepare(...))`` gives the call's results, one per input; a caller that bounds the
+        work in between (by ``Prepared.lengths``) tokenizes nothing twice.
+        """
+        bound = inspect.signature(inspect.unwrap(type(self).__call__)).bind(self, *args,
+                                                                             **{**self.call_defaults, **options})
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        return self._prepare(**arguments)
+
+    def _prepare(self, **arguments: Any) -> Prepared:
+        raise NotImplementedError
+
+    def run_prepared(self, prepared: Prepared) -> list[Any]:
+        """Run the model on prepared inputs and post-process: one result per input, in order."""
+        raise NotImplementedError
 
     def __init__(self, *, bundle: Bundle, session: Engine, tokenizer: TextTokenizer, batch_size: int = 32,
                  streams: int = 1, stream_session: Callable[[], Engine] | None = None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import BundleError, InputError
 from ..manifest import Manifest
 from ..outputs import FeaturesOutput
-from .base import Task, as_text_list
+from .base import Prepared, Task, as_text_list
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,6 @@ class FeatureExtraction(Task):
         """sentence-transformers' ``max_seq_length`` (it truncates there), if the bundle came from such a model."""
         return self.sentence.max_seq_length
 
-    @property
-    def embedding_size(self) -> int | None:
-        value = self.bundle.config.get("hidden_size", self.bundle.config.get("dim"))
-        return int(value) if isinstance(value, int) else None
-
     def __call__(self, inputs: str | list[str], *, pooling: str = "none", normalize: bool | None = None,
                  truncation: bool | None = None, return_tensors: bool = False,
                  tokenize_kwargs: dict[str, Any] | None = None) -> FeaturesOutput:
@@ -134,21 +129,26 @@ class FeatureExtraction(Task):
         over-long texts; True cuts at the model's maximum; False always refuses (also accepted as
         ``tokenize_kwargs={"truncation": ...}``).
         """
+        prepared = self._prepare(inputs=inputs, pooling=pooling, normalize=normalize, truncation=truncation,
+                                 return_tensors=return_tensors, tokenize_kwargs=tokenize_kwargs)
+        results = self.run_prepared(prepared)
+        if prepared.options["mode"] == "none":
+            shaped: list[Any] = results if return_tensors else [state.tolist() for state in results]
+            return shaped[0] if prepared.single else shaped
+        vectors = np.stack(results)
+        result = vectors[0] if prepared.single else vectors
+        return result if return_tensors else result.tolist()
+
+    def _prepare(self, *, inputs: Any, pooling: Any, normalize: bool | None, truncation: bool | None,
+                 return_tensors: bool, tokenize_kwargs: dict[str, Any] | None) -> Prepared:
         truncation = self._truncation_option(truncation, tokenize_kwargs)
         texts, single = as_text_list(inputs, "inputs")
         if pooling not in POOLINGS:
             raise InputError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         mode = self.bundle_pooling.get("mode", "none") if pooling == "auto" else pooling
-        if mode == "none":
-            if normalize:
-                raise InputError("normalize=True needs pooled vectors; pass pooling='mean', 'cls', 'max' or 'auto'")
-            encodings = self._encode(texts, truncation=truncation, sentence=False)
-            states = self.run_rows(encodings, lambda out, enc: np.array(out["last_hidden_state"], dtype=np.float32)[None])
-            shaped: list[Any] = states if return_tensors else [state.tolist() for state in states]
-            return shaped[0] if single else shaped
-        vectors = self._pooled(texts, mode, normalize=normalize, truncation=truncation, batch_size=None)
-        result = vectors[0] if single else vectors
-        return result if return_tensors else result.tolist()
+        if mode == "none" and normalize:
+            raise InputError("normalize=True needs pooled vectors; pass pooling='mean', 'cls', 'max' or 'auto'")
+        return self._prepare_texts(texts, single, mode, normalize=normalize, truncation=truncation, batch_size=None)
 
     def embed(self, sentences: str | list[str], *, batch_size: int | None = None, normalize: bool | None = None,
               pooling: str = "auto", prompt_name: str | None = None, prompt: str | None = None,
@@ -170,8 +170,9 @@ class FeatureExtraction(Task):
         prefix = self._prompt(prompt_name, prompt)
         if prefix:
             texts = [prefix + text for text in texts]
-        vectors = self._pooled(texts, mode, normalize=normalize, truncation=self._truncation_option(truncation, None),
-                               batch_size=batch_size)
+        prepared = self._prepare_texts(texts, single, mode, normalize=normalize,
+                                       truncation=self._truncation_option(truncation, None), batch_size=batch_size)
+        vectors = np.stack(self.run_prepared(prepared))
         return vectors[0] if single else vectors
 
     def _prompt(self, prompt_name: str | None, prompt: str | None) -> str:
@@ -201,28 +202,40 @@ class FeatureExtraction(Task):
             raise InputError(f"truncation must be True, False or None, got {truncation!r}")
         return truncation
 
-    def _encode(self, texts: list[str], *, truncation: bool | None, sentence: bool) -> list[Any]:
+    def _prepare_texts(self, texts: list[str], single: bool, mode: str, *, normalize: bool | None,
+                       truncation: bool | None, batch_size: int | None) -> Prepared:
+        """Texts tokenized for ``mode``: a sentence-transformers bundle's preprocessing applies to pooled modes."""
+        pooled = mode != "none"
+        if pooled:
+            self.sentence.check(self.manifest.name)
+        if normalize is None:
+            normalize = bool(self.bundle_pooling.get("normalize", False)) if pooled else False
+        sentence = pooled and bool(self.bundle_pooling)
         if sentence and self.sentence.do_lower_case:
             texts = [text.lower() for text in texts]
         if truncation is None:
             limit = self.sentence.max_seq_length if sentence else None
         else:
             limit = self.max_sequence_length if truncation else None
-        encodings = self.tokenizer.encode(texts, truncate_to=limit)
-        self.check_lengths(encodings, texts, hint="pass truncation=True to cut it to the model's maximum")
-        return encodings
+        tokens = self.tokenizer.tokenize(texts)
+        encodings = tuple(self.tokenizer.sequence(t, truncate_to=limit) for t in tokens)
+        options = {"mode": mode, "normalize": normalize, "batch_size": batch_size}
+        return Prepared(self.task, options, encodings, tuple(texts), tuple(self.tokenizer.length(t) for t in tokens),
+                        single)
 
-    def _pooled(self, texts: list[str], mode: str, *, normalize: bool | None, truncation: bool | None,
-                batch_size: int | None) -> np.ndarray:
-        if normalize is None:
-            normalize = bool(self.bundle_pooling.get("normalize", False))
-        self.sentence.check(self.manifest.name)
-        encodings = self._encode(texts, truncation=truncation, sentence=bool(self.bundle_pooling))
-        rows = self.run_rows(encodings, lambda out, enc: self._pool(out["last_hidden_state"], mode), batch_size=batch_size)
-        vectors = np.stack(rows) if rows else np.zeros((0, self.embedding_size or 0), dtype=np.float32)
-        if normalize:
+    def run_prepared(self, prepared: Prepared) -> list[Any]:
+        """Token states ``[1, tokens, hidden]`` per text, or pooled (and normalised) ``[hidden]`` vectors."""
+        encodings = list(prepared.inputs)
+        self.check_lengths(encodings, prepared.texts, hint="pass truncation=True to cut it to the model's maximum")
+        mode = prepared.options["mode"]
+        if mode == "none":
+            return self.run_rows(encodings, lambda out, enc: np.array(out["last_hidden_state"], dtype=np.float32)[None])
+        rows = self.run_rows(encodings, lambda out, enc: self._pool(out["last_hidden_state"], mode),
+                             batch_size=prepared.options["batch_size"])
+        vectors = np.stack(rows)
+        if prepared.options["normalize"]:
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-        return vectors.astype(np.float32, copy=False)
+        return list(vectors.astype(np.float32, copy=False))
 
     @staticmethod
     def _pool(states: np.ndarray, mode: str) -> np.ndarray:

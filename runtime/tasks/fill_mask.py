@@ -14,7 +14,7 @@ from tokenizers import Encoding
 
 from ..errors import InputError, MaskTokenMissingError
 from ..outputs import FillMaskOutput
-from .base import Task, as_text_list, check_top_k
+from .base import Prepared, Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,17 @@ class FillMask(Task):
         not a vocabulary token is replaced by its first sub-token, with a warning).  A list of texts
         gives a list of those results (a list of one text gives that text's result, as in transformers).
         """
+        prepared = self._prepare(inputs=inputs, top_k=top_k, targets=targets)
+        results = self.run_prepared(prepared)
+        return results[0] if prepared.single or len(results) == 1 else results  # a list of one text: as transformers
+
+    def _prepare(self, *, inputs: Any, top_k: Any, targets: Any) -> Prepared:
         texts, single = as_text_list(inputs, "inputs")
         top_k = check_top_k(top_k)
         target_ids = self._target_ids(targets) if targets is not None else None
         if target_ids is not None:
             top_k = min(top_k, len(target_ids))
-        encodings = self.tokenizer.encode(texts)
+        encodings = tuple(self.tokenizer.sequence(tokens) for tokens in self.tokenizer.tokenize(texts))
         mask_id = self.tokenizer.mask_id
         for index, encoding in enumerate(encodings):
             if mask_id not in encoding.ids:
@@ -74,14 +79,23 @@ class FillMask(Task):
                     f"{where} has no mask token ({texts[index][:60]!r}); this model's mask token is "
                     f"{self.tokenizer.mask_token!r}: put it where the missing word goes"
                 )
-        self.check_lengths(encodings, texts, hint="shorten the text around the mask")
+        options = {"top_k": top_k, "targets": None if target_ids is None else tuple(target_ids.tolist())}
+        return Prepared(self.task, options, encodings, tuple(texts), tuple(len(e.ids) for e in encodings), single)
+
+    def run_prepared(self, prepared: Prepared) -> list[Any]:
+        """Logits at the mask positions only; each mask's best tokens."""
+        encodings = list(prepared.inputs)
+        self.check_lengths(encodings, prepared.texts, hint="shorten the text around the mask")
+        mask_id = self.tokenizer.mask_id
+        targets = prepared.options["targets"]
+        target_ids = None if targets is None else np.array(targets, dtype=np.int64)
 
         def keep_mask_rows(out: dict[str, np.ndarray], encoding: Encoding) -> np.ndarray:
             return out["logits"][np.asarray(encoding.ids) == mask_id]
 
         rows = self.run_rows(encodings, keep_mask_rows)
-        results = [self._predictions(encoding, logits, top_k, target_ids) for encoding, logits in zip(encodings, rows)]
-        return results[0] if single or len(results) == 1 else results  # a list of one text: as transformers
+        return [self._predictions(encoding, logits, prepared.options["top_k"], target_ids)
+                for encoding, logits in zip(encodings, rows)]
 
     def _target_ids(self, targets: str | Sequence[str]) -> np.ndarray:
         items = [targets] if isinstance(targets, str) else list(targets)

@@ -17,7 +17,7 @@ from tokenizers import Encoding
 
 from ..errors import InputError
 from ..outputs import QAOutput
-from .base import Task, as_text_list, check_top_k
+from .base import Prepared, Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ class QuestionAnswering(Task):
         answer, ``handle_impossible_answer`` (adds the empty answer, scored by the CLS token) and
         ``align_to_words`` (widen spans to whole words).
         """
+        prepared = self._prepare(args=args, question=question, context=context, inputs=inputs, top_k=top_k,
+                                 doc_stride=doc_stride, max_answer_len=max_answer_len, max_seq_len=max_seq_len,
+                                 max_question_len=max_question_len, handle_impossible_answer=handle_impossible_answer,
+                                 align_to_words=align_to_words)
+        results = self.run_prepared(prepared)
+        return results[0] if prepared.single else results
+
+    def _prepare(self, *, args: tuple[Any, ...], question: Any, context: Any, inputs: Any, top_k: Any,
+                 doc_stride: Any, max_answer_len: Any, max_seq_len: Any, max_question_len: Any,
+                 handle_impossible_answer: bool, align_to_words: bool) -> Prepared:
         questions, contexts, single = self._pairs(self._positional(args, inputs), question, context)
         top_k = check_top_k(top_k)
         if isinstance(max_answer_len, bool) or not isinstance(max_answer_len, int) or max_answer_len < 1:
@@ -106,23 +116,34 @@ class QuestionAnswering(Task):
             raise InputError(f"doc_stride must be an integer in 0..max_seq_len ({max_seq_len}), got {doc_stride!r}")
         if not isinstance(max_question_len, int) or max_question_len < 1:
             raise InputError(f"max_question_len must be a positive integer, got {max_question_len!r}")
+        pairs = tuple(zip(self.tokenizer.questions(questions, max_question_len=max_question_len),
+                          self.tokenizer.tokenize(contexts)))
+        lengths = tuple(self.tokenizer.window_tokens(q, c, max_seq_len=max_seq_len, doc_stride=doc_stride)
+                        for q, c in pairs)
+        options = {"top_k": top_k, "doc_stride": doc_stride, "max_answer_len": max_answer_len,
+                   "max_seq_len": max_seq_len, "handle_impossible_answer": bool(handle_impossible_answer),
+                   "align_to_words": bool(align_to_words)}
+        return Prepared(self.task, options, pairs, tuple(contexts), lengths, single)
 
+    def run_prepared(self, prepared: Prepared) -> list[Any]:
+        """Every window of every pair through the model; each pair's answers from its windows."""
+        options = prepared.options
         windows: list[Encoding] = []
         owners: list[int] = []
-        for index, (q, c) in enumerate(zip(questions, contexts)):
-            encoded = self.tokenizer.encode_windows(q, c, max_seq_len=max_seq_len, doc_stride=doc_stride,
-                                                    max_question_len=max_question_len)
+        for index, (question_tokens, context_tokens) in enumerate(prepared.inputs):
+            encoded = self.tokenizer.windows(question_tokens, context_tokens, max_seq_len=options["max_seq_len"],
+                                             doc_stride=options["doc_stride"])
             windows.extend(encoded)
             owners.extend([index] * len(encoded))
         logits = self.run_rows(windows, lambda out, enc: (out["start_logits"], out["end_logits"]))
 
-        per_example: list[list[tuple[Encoding, np.ndarray, np.ndarray]]] = [[] for _ in questions]
+        per_example: list[list[tuple[Encoding, np.ndarray, np.ndarray]]] = [[] for _ in prepared.inputs]
         for owner, encoding, (start, end) in zip(owners, windows, logits):
             per_example[owner].append((encoding, start, end))
-        results = [self._answers(contexts[i], per_example[i], top_k=top_k, max_answer_len=max_answer_len,
-                                 handle_impossible_answer=handle_impossible_answer, align_to_words=align_to_words)
-                   for i in range(len(questions))]
-        return results[0] if single else results
+        return [self._answers(context, windows_of, top_k=options["top_k"], max_answer_len=options["max_answer_len"],
+                              handle_impossible_answer=options["handle_impossible_answer"],
+                              align_to_words=options["align_to_words"])
+                for context, windows_of in zip(prepared.texts, per_example)]
 
     @staticmethod
     def _positional(args: tuple[Any, ...], inputs: Any) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..outputs import ClassificationOutput
-from .base import Task, as_text_list, check_top_k
+from .base import Prepared, Task, as_text_list, check_top_k
 
 logger = logging.getLogger(__name__)
 
@@ -61,37 +61,43 @@ class TextClassification(Task):
         ``function_to_apply`` overrides the config's choice ("softmax", "sigmoid", "none"; any case).
         Texts longer than the model's maximum raise :class:`InputError` unless ``truncation=True``.
         """
+        prepared = self._prepare(inputs=inputs, top_k=top_k, function_to_apply=function_to_apply, truncation=truncation)
+        results = self.run_prepared(prepared)
+        if not prepared.single:
+            return results
+        return [results[0]] if prepared.options["legacy"] and isinstance(inputs, str) else results[0]
+
+    def _prepare(self, *, inputs: Any, top_k: Any, function_to_apply: Any, truncation: bool) -> Prepared:
         legacy = top_k is _NOT_GIVEN
         top_k = 1 if legacy else check_top_k(top_k, allow_none=True)
         function = function_to_apply.lower() if isinstance(function_to_apply, str) else self.default_function
         if function not in FUNCTIONS:
             raise InputError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
-        encodings, texts, single = self._encode(inputs, truncation=truncation)
-        self.check_lengths(encodings, texts, hint="pass truncation=True to cut it to the model's maximum")
-        logits = self.run_rows(encodings, lambda out, enc: out["logits"])
-        results = [self._labels(row, top_k, function, legacy=legacy) for row in logits]
-        if not single:
-            return results
-        return [results[0]] if legacy and isinstance(inputs, str) else results[0]
-
-    def _encode(self, inputs: Any, *, truncation: bool) -> tuple[list, list[str], bool]:
         limit = self.max_sequence_length if truncation else None
         pairs = isinstance(inputs, dict) or (isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict))
         if not pairs:
             texts, single = as_text_list(inputs, "inputs")
-            return self.tokenizer.encode(texts, truncate_to=limit), texts, single
-        items, single = ([inputs], True) if isinstance(inputs, dict) else (list(inputs), False)
-        if not all(isinstance(i, dict) and "text" in i for i in items):
-            raise InputError("pair inputs must be {'text': ..., 'text_pair': ...} dicts (text_pair optional)")
-        firsts, _ = as_text_list([i["text"] for i in items], "text")
-        seconds, _ = as_text_list([i.get("text_pair", "") for i in items], "text_pair", allow_empty=True)
-        encodings = []
-        for first, second in zip(firsts, seconds):
-            if second:
-                encodings += self.tokenizer.encode_pairs([(first, second)], truncate_to=limit)
-            else:
-                encodings += self.tokenizer.encode([first], truncate_to=limit)
-        return encodings, firsts, single
+            tokens: list[tuple[Any, Any]] = [(t, None) for t in self.tokenizer.tokenize(texts)]
+        else:
+            items, single = ([inputs], True) if isinstance(inputs, dict) else (list(inputs), False)
+            if not all(isinstance(i, dict) and "text" in i for i in items):
+                raise InputError("pair inputs must be {'text': ..., 'text_pair': ...} dicts (text_pair optional)")
+            texts, _ = as_text_list([i["text"] for i in items], "text")
+            seconds, _ = as_text_list([i.get("text_pair", "") for i in items], "text_pair", allow_empty=True)
+            tokens = [(a, b if second else None) for a, b, second in
+                      zip(self.tokenizer.tokenize(texts), self.tokenizer.tokenize(seconds), seconds)]
+        encodings = tuple(self.tokenizer.sequence(a, b, truncate_to=limit) for a, b in tokens)
+        lengths = tuple(self.tokenizer.length(a, b) for a, b in tokens)
+        options = {"top_k": top_k, "function": function, "legacy": legacy}
+        return Prepared(self.task, options, encodings, tuple(texts), lengths, single)
+
+    def run_prepared(self, prepared: Prepared) -> list[Any]:
+        """Logits per input; labels scored by the chosen function."""
+        encodings = list(prepared.inputs)
+        self.check_lengths(encodings, prepared.texts, hint="pass truncation=True to cut it to the model's maximum")
+        logits = self.run_rows(encodings, lambda out, enc: out["logits"])
+        options = prepared.options
+        return [self._labels(row, options["top_k"], options["function"], legacy=options["legacy"]) for row in logits]
 
     def _labels(self, logits: np.ndarray, top_k: int | None, function: str, *, legacy: bool) -> Any:
         logits = logits.astype(np.float32)
