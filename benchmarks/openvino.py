@@ -39,7 +39,8 @@ def default_precision() -> str:
     """What OpenVINO's CPU plugin runs an fp32 graph in by default on this host ("bf16" or "f32")."""
     import openvino as ov
 
-    return str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")).lower()
+    hint = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    return {"bfloat16": "bf16", "float32": "f32", "float16": "f16"}.get(getattr(hint, "type_name", ""), hint.to_string())
 
 
 def quantized_model(onnx_path: Path, calibration: list[dict[str, np.ndarray]], *, cache_dir: Path) -> Path:
