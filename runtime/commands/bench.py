@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"),
                         help="directory for results.json, results.md and the plots (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke check: DistilBERT-QA only, b1x128 and 16 mixed pairs, short timings (< 2 min "
-                             "once the models are cached)")
+                        help="smoke check: DistilBERT-QA only, b1x128 and 16 mixed pairs, short timings, a 30 s "
+                             "tune (about 4 min once the models are cached, under load)")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread budget for every system (default: physical cores)")
     parser.add_argument("--models", default=None,
