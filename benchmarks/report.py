@@ -363,8 +363,10 @@ def readme_section(result: dict[str, Any], *, results_dir: str = "benchmarks/res
     lines = ["## Benchmarks", "",
              f"`{command}` on {machine['cpu']} ({machine['logical_cores']} cores, {isa}), {settings['threads']} "
              f"threads for every system, one run" + (f", load average {_load(load)} at the start" if load else "")
-             + ". Full-size DistilBERT / DistilRoBERTa architectures with seeded random "
-             "weights (speed depends on shapes, not weight values); all-MiniLM-L6-v2 with its real weights. "
+             + (f" and {_load(result['load_average_end'])} at the end" if result.get("load_average_end") else "")
+             + (f" ({result['seconds'] / 60:.0f} min)" if result.get("seconds") else "")
+             + ". Models: " + ", ".join(info["label"] for info in result["models"].values())
+             + " (stand-ins have the full-size architecture; speed depends on shapes, not weight values). "
              "Latency: p50 in ms end to end (tokenize + run + post-process); throughput: items/s at each "
              f"system's best batch size. Full figures, p95/p99, efficiency and footprint: `{results_dir}/results.md`.",
              "", PEERS_NOTE, ""]
