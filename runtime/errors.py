@@ -66,6 +66,10 @@ class MissingDependencyError(DistilrtError, ImportError):
     """An optional dependency is needed for this feature; the message names the install command."""
 
 
+class ExporterMissingError(MissingDependencyError):
+    """A model needs exporting and no exporter is registered; the message names the ``distilrt export`` command."""
+
+
 def require_extra(extra: str, modules: tuple[str, ...], *, feature: str) -> None:
     """Import ``modules`` now, so that ``feature`` fails early, naming the ``extra`` that installs them."""
     import importlib

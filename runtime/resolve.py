@@ -9,6 +9,9 @@ The order, first match wins:
    huggingface_hub, given a manifest (marked not validated by distilrt) and kept in the bundle cache;
 4. with the ``export`` extra installed, a checkpoint (hub id or local checkpoint directory) exported
    on demand into the bundle cache, with the exporter's usual progress on stderr.
+
+The runtime imports nothing of the exporter: step 4 calls the :class:`Exporter` registered under the
+``distilrt.exporters`` entry point (``pyproject.toml`` wires ``distilrt.export``'s own there).
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from .errors import BundleError, InputError, MissingDependencyError
+from .errors import BundleError, ExporterMissingError, InputError, MissingDependencyError
 from .manifest import MANIFEST_NAME, Manifest
+from .userdirs import cache_root
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "DISTILRT_CACHE_DIR"
 #: A hub id: ``name`` or ``owner/name`` (letters, digits, ``-``, ``_``, ``.``; no leading dot or slash).
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 
@@ -56,15 +59,9 @@ class Resolution:
         return f"{what} -> {self.how} {self.path}{note}"
 
 
-def cache_dir() -> Path:
-    """distilrt's user cache folder (bundles built from model ids live under ``bundles/``)."""
-    from .tensorrt import user_cache_dir  # the one definition of the folder ($DISTILRT_CACHE_DIR overrides it)
-
-    return user_cache_dir()
-
-
 def bundle_cache_dir() -> Path:
-    return cache_dir() / "bundles"
+    """Where bundles built from model ids live: ``bundles/`` in distilrt's user cache folder."""
+    return cache_root() / "bundles"
 
 
 def cache_entry(model: str, *, revision: str | None, task: str | None, local: bool = False) -> Path:
@@ -97,15 +94,39 @@ def export_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers", "optimum"))
 
 
-def _export(model: str, *, revision: str | None, task: str | None, local: bool, progress: TextIO | None) -> Path:
-    from distilrt.export import export_model  # the export extra; only reached when export_available()
+#: The entry-point group of the exporter that step 4 calls.
+EXPORTERS = "distilrt.exporters"
 
+
+class Exporter(Protocol):
+    """Exports checkpoint ``model`` as the bundle ``output/name`` (replacing one there) and returns its path."""
+
+    def __call__(self, model: str, output: Path, *, name: str, task: str, revision: str | None,
+                 progress: TextIO | None) -> Path: ...
+
+
+def find_exporter() -> Exporter | None:
+    """The exporter registered under the ``distilrt.exporters`` entry point, if any."""
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group=EXPORTERS), key=lambda point: point.name)
+    return found[0].load() if found else None
+
+
+def _export(model: str, *, revision: str | None, task: str | None, local: bool, progress: TextIO | None) -> Path:
+    exporter = find_exporter()
+    if exporter is None:
+        command = " ".join([f"distilrt export {model} --output DIR", *([f"--task {task}"] if task else []),
+                            *([f"--revision {revision}"] if revision else [])])
+        raise ExporterMissingError(
+            f"{model!r} has no bundle yet and no exporter is registered (the {EXPORTERS} entry point of the "
+            f"distilrt package; an editable install made before it existed needs `pip install -e .` again). "
+            f"Export it with `{command}` and pass DIR"
+        )
     entry = cache_entry(model, revision=revision, task=task, local=local)
     entry.parent.mkdir(parents=True, exist_ok=True)
     logger.info("exporting %s into the bundle cache at %s", model, entry)
-    result = export_model(model, entry.parent, name=entry.name, task=task or "auto", revision=revision,
-                          force=True, progress=progress)
-    return result.path
+    return exporter(model, entry.parent, name=entry.name, task=task or "auto", revision=revision, progress=progress)
 
 
 def _no_export(model: str, why: str) -> MissingDependencyError:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -42,6 +41,7 @@ from typing import Any, Callable, Sequence
 from .errors import CacheDirError, GraphUnsupportedError, InputError
 from .graphinfo import graph_ops, nonstandard_ops
 from .manifest import Manifest
+from .userdirs import cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +91,6 @@ class TensorrtProfile:
                 "trt_profile_max_shapes": shapes(*self.max)}
 
 
-def user_cache_dir() -> Path:
-    """distilrt's per-user cache directory (not created here)."""
-    explicit = os.environ.get("DISTILRT_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "distilrt" / "Cache"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "distilrt"
-
-
 def _writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -118,13 +107,13 @@ def engine_cache_dir(sha256: str, *, precision: str, profile: TensorrtProfile, r
     """The engine directory of one graph (by SHA-256), precision and profile, under ``root``; created."""
     if len(sha256) < 16:
         raise InputError(f"an engine cache is keyed by the graph's SHA-256, got {sha256!r}")
-    base = Path(root).expanduser() if root is not None else user_cache_dir() / "tensorrt"
+    base = Path(root).expanduser() if root is not None else cache_root() / "tensorrt"
     return _writable_dir(base / f"{sha256[:24]}-{precision}-{profile.key}")
 
 
 def timing_cache_dir(root: Path | None = None) -> Path:
     """Where TensorRT's timing cache lives: shared by every engine (it is keyed by GPU, not by model)."""
-    base = Path(root).expanduser() if root is not None else user_cache_dir() / "tensorrt"
+    base = Path(root).expanduser() if root is not None else cache_root() / "tensorrt"
     return _writable_dir(base / "timing")
 
 

@@ -1,8 +1,9 @@
 """Where distilrt keeps per-user, per-host state: compiled-model caches and tuning profiles.
 
 Nothing here goes inside a bundle: a bundle is portable, and these depend on the machine.
-``DISTILRT_CACHE_DIR`` overrides the location (tests and read-only home directories use it); the
-TensorRT engine cache (:mod:`distilrt.runtime.tensorrt`) follows the same rule.
+``DISTILRT_CACHE_DIR`` overrides the location (tests and read-only home directories use it).  Every
+cache folder is below :func:`cache_root`: bundles built from model ids, OpenVINO and TensorRT compiled
+models, tuning profiles.
 """
 
 from __future__ import annotations

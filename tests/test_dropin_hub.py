@@ -86,6 +86,18 @@ def test_checkpoint_without_onnx_is_exported_on_demand(make_checkpoint, make_bun
     assert resolve_model(str(checkpoint), task="fill-mask").how in (EXPORTED, CACHED)
 
 
+def test_without_a_registered_exporter_the_error_names_the_export_command(make_checkpoint, hub_cache: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from distilrt.runtime import ExporterMissingError
+    from distilrt.runtime import resolve
+
+    checkpoint = make_checkpoint("distilbert-mlm-uncased")
+    monkeypatch.setattr(resolve, "find_exporter", lambda: None)
+    with pytest.raises(ExporterMissingError) as caught:
+        pipeline("fill-mask", str(checkpoint), provider="cpu")
+    assert f"`distilrt export {checkpoint} --output DIR --task fill-mask`" in str(caught.value)
+
+
 def test_info_shows_how_a_model_id_was_resolved(make_bundle, hub_cache: Path, tmp_path: Path, capsys) -> None:
     from distilrt.runtime.cli import main
 

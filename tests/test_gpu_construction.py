@@ -14,6 +14,7 @@ import pytest
 
 from distilrt.runtime import ProviderUnavailableError, load_bundle, pipeline
 from distilrt.runtime import providers as prov
+from distilrt.runtime.userdirs import cache_root
 from distilrt.runtime import tensorrt as trt
 from distilrt.runtime.errors import CacheDirError, GraphUnsupportedError, MissingDependencyError
 from distilrt.runtime.graphinfo import graph_ops, nonstandard_ops
@@ -122,7 +123,7 @@ def test_engine_cache_is_keyed_by_sha256_and_created(tmp_path: Path, monkeypatch
     assert trt.timing_cache_dir().is_dir()
     monkeypatch.delenv("DISTILRT_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert trt.user_cache_dir() == tmp_path / "xdg" / "distilrt"
+    assert cache_root() == tmp_path / "xdg" / "distilrt"
 
 
 def test_unusable_cache_folder_is_a_typed_error(tmp_path: Path) -> None:

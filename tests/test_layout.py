@@ -1,14 +1,16 @@
 """Which way imports point: runtime <- export <- benchmarks <- research, read from the source (no imports run).
 
-The runtime's library code imports nothing from the exporter or the benchmarks; its CLI commands reach
-them only inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``), and
-``pipeline(model_id)`` reaches the exporter only inside the function that exports on demand.
+The runtime's library code imports nothing from the exporter or the benchmarks, not even inside a function,
+and names none of their modules (no ``importlib`` detours); ``pipeline(model_id)`` reaches the exporter through
+the ``distilrt.exporters`` entry point.  Only the CLI layer (``runtime/cli.py``, ``runtime/commands/``) reaches
+them, inside the function of the subcommand that needs them (``distilrt export``, ``distilrt bench``).
 Shipped modules import each other as modules: no ``sys.path`` edits, no loading a module from a file path.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,9 @@ FORBIDDEN = {
     "export": ("distilrt.benchmarks", "research"),
     "benchmarks": ("research",),
 }
-#: May import the exporter (and the CLI the benchmarks) inside a function only: the CLI front door, one
-#: subcommand per function, and a model id's export on demand (only when the export extra is installed).
-CLI = ("runtime/cli.py", "runtime/commands/", "runtime/resolve.py")
+#: The CLI layer: may import the exporter and the benchmarks inside a function only (the front door, one
+#: subcommand per function).  Everything else in runtime/ is library code and never does.
+CLI = ("runtime/cli.py", "runtime/commands/")
 
 
 def _imports(tree: ast.Module, *, module_level_only: bool) -> list[tuple[int, str]]:
@@ -40,13 +42,20 @@ def _imports(tree: ast.Module, *, module_level_only: bool) -> list[tuple[int, st
     return found
 
 
+def _named_modules(tree: ast.Module) -> list[tuple[int, str]]:
+    """String constants that could name a module for ``importlib`` or an entry point ("pkg.mod" or "pkg.mod:fn")."""
+    return [(node.lineno, node.value.split(":")[0]) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value]
+
+
 def _violations(folder: str) -> list[str]:
     bad = []
     for path in sorted((ROOT / folder).rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
         lenient = relative.startswith(CLI)
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
-        for line, name in _imports(tree, module_level_only=lenient):
+        found = _imports(tree, module_level_only=lenient) + ([] if lenient else _named_modules(tree))
+        for line, name in found:
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[folder]):
                 bad.append(f"{relative}:{line} imports {name}")
     return bad
@@ -61,6 +70,17 @@ def test_the_check_sees_imports_inside_functions_only_where_asked() -> None:
     tree = ast.parse("import os\n\ndef run():\n    from distilrt.export import export_model\n")
     assert (4, "distilrt.export") in _imports(tree, module_level_only=False)
     assert _imports(tree, module_level_only=True) == [(1, "os")]
+
+
+def test_library_code_may_not_import_inside_functions_or_by_name(tmp_path: Path, monkeypatch) -> None:
+    library = tmp_path / "runtime"
+    (library / "commands").mkdir(parents=True)
+    (library / "lazy.py").write_text("def run():\n    from distilrt.export import export_model\n")
+    (library / "named.py").write_text("import importlib\nimportlib.import_module('distilrt.benchmarks.runner')\n")
+    (library / "commands" / "bench.py").write_text("def run(args):\n    from distilrt.benchmarks import runner\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _violations("runtime") == ["runtime/lazy.py:2 imports distilrt.export",
+                                      "runtime/named.py:2 imports distilrt.benchmarks.runner"]
 
 
 #: Ways of reaching code other than importing it as a module.
