@@ -92,3 +92,26 @@ def minilm_bundle(minilm_checkpoint: Path, bundle_root: Path) -> Path:
     # int8-static is left out here (minutes on the real weights); test_export_real_minilm_static.py, marked
     # slow, exports it.
     return export_model(str(minilm_checkpoint), bundle_root / "real", precisions="fp32,fp16,int8").path
+
+
+@pytest.fixture()
+def qa_copy(make_bundle, tmp_path: Path) -> Path:
+    """A private copy of the QA bundle (its profile and caches are the test's own)."""
+    target = tmp_path / "qa"
+    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
+    return target
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty distilrt user cache folder for the test ($DISTILRT_CACHE_DIR)."""
+    monkeypatch.setenv("DISTILRT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def task_bundles(make_bundle) -> dict[str, Path]:
+    """The deployment tests' bundle of each task (deploy_fixtures.TASK_BUNDLES)."""
+    from deploy_fixtures import TASK_BUNDLES
+
+    return {task: make_bundle(name) for task, name in TASK_BUNDLES.items()}

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from distilrt.runtime.serve.handlers import jsonable
+
 #: the tiny test bundles, one per task
 TASK_BUNDLES = {
     "question-answering": "distilbert-qa-uncased",
@@ -55,25 +57,13 @@ def direct_pipeline(bundle: str, threads: int = 1) -> Any:
     return pipeline(model=bundle, precision=PRECISION, provider="cpu", batch_size=8, threads=threads)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def expected_answer(bundle: str | Path, task: str, body: dict[str, Any]) -> Any:
     """What the direct pipeline answers for ``body``, in the shape the Inference API returns."""
     pipe = direct_pipeline(str(bundle))
     inputs, params = body["inputs"], dict(body.get("parameters") or {})
     if task == "question-answering":
         pairs = inputs if isinstance(inputs, list) else [inputs]
-        answers = [_plain(pipe(question=p["question"], context=p["context"], **params)) for p in pairs]
+        answers = [jsonable(pipe(question=p["question"], context=p["context"], **params)) for p in pairs]
         return answers if isinstance(inputs, list) else answers[0]
     texts = inputs if isinstance(inputs, list) else [inputs]
     if task == "feature-extraction":
@@ -84,11 +74,11 @@ def expected_answer(bundle: str | Path, task: str, body: dict[str, Any]) -> Any:
         answers = [(a[0] if a.ndim == 3 else a).tolist() for a in arrays]
     elif task == "text-classification":
         params.setdefault("top_k", None)
-        answers = [_plain(pipe(t, **params)) for t in texts]
+        answers = [jsonable(pipe(t, **params)) for t in texts]
         answers = [[a] if isinstance(a, dict) else a for a in answers]
         return answers if isinstance(inputs, list) else [answers[0]]
     else:
-        answers = [_plain(pipe(t, **params)) for t in texts]
+        answers = [jsonable(pipe(t, **params)) for t in texts]
     return answers if isinstance(inputs, list) else answers[0]
 
 

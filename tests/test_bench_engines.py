@@ -4,7 +4,6 @@ cold start per engine, and how the report holds the tuned row against the fastes
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +16,6 @@ from distilrt.benchmarks.workloads import qa_pair
 from distilrt.runtime import load_bundle
 from distilrt.runtime import profile as prof
 from distilrt.runtime.engines import openvino as ov_engine
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DISTILRT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture()
-def qa_copy(make_bundle, tmp_path: Path) -> Path:
-    target = tmp_path / "qa"
-    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
-    return target
 
 
 def _row(system: str, workload: str, speed: float) -> dict:

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +23,6 @@ from serve_fixtures import loopback_hub_session
 
 CLIENTS = 64
 REPLICAS = 2
-
-
-@pytest.fixture(scope="module")
-def task_bundles(make_bundle) -> dict[str, Path]:
-    return {task: make_bundle(name) for task, name in TASK_BUNDLES.items()}
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,6 @@ REQUESTS_PER_CLIENT = 4
 
 
 @pytest.fixture(scope="module")
-def task_bundles(make_bundle) -> dict[str, Path]:
-    return {task: make_bundle(name) for task, name in TASK_BUNDLES.items()}
-
-
-@pytest.fixture(scope="module")
 def triton_server(task_bundles, tmp_path_factory):
     from distilrt.runtime.deploy import triton_local
     from distilrt.runtime.errors import MissingDependencyError

@@ -10,7 +10,6 @@ within 2e-7 of scale; the tests allow 1e-5.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -50,13 +49,6 @@ def relative_diff(got: dict[str, np.ndarray], want: dict[str, np.ndarray], mask:
         keep = mask.astype(bool) if ref.ndim >= 2 and ref.shape[1] == mask.shape[1] else slice(None)
         out[name] = float(np.abs(got[name][keep] - ref[keep]).max() / np.abs(ref[keep]).max())
     return out
-
-
-@pytest.fixture()
-def qa_copy(make_bundle, tmp_path: Path) -> Path:
-    target = tmp_path / "qa"
-    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
-    return target
 
 
 def test_both_engines_give_the_same_interface(make_bundle) -> None:

@@ -223,22 +223,29 @@ def test_explicit_cuda_that_does_not_load_raises(make_bundle, monkeypatch) -> No
         pipeline(model=make_bundle("distilbert-qa-uncased"), provider="cuda")
 
 
-def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatch, tmp_path: Path) -> None:
-    """With TensorRT listed, the pipeline hands it a standard-operator graph and a SHA-keyed engine cache."""
-    bundle_dir = tmp_path / "qa"
-    shutil.copytree(make_bundle("distilbert-qa-uncased"), bundle_dir, ignore=shutil.ignore_patterns(".cache"))
-    manifest = load_bundle(bundle_dir).manifest
-    monkeypatch.setattr(prov, "available_providers", lambda: [TRT, CUDA, CPU])
-    built: list[Any] = []
+class Stop(Exception):
+    """Raised in place of building an engine, once its arguments are recorded."""
 
-    class Stop(Exception):
-        pass
+
+def capture_engines(monkeypatch) -> list[Any]:
+    """Record (precision, file precision, provider plan) of each engine the pipeline would build, then stop it."""
+    built: list[Any] = []
 
     def capture(directory, manifest, precision, plan, settings, *, file_precision=None):
         built.append((precision, file_precision, plan))
         raise Stop
 
     monkeypatch.setattr(importlib.import_module("distilrt.runtime.pipeline"), "OrtEngine", capture)
+    return built
+
+
+def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatch, tmp_path: Path) -> None:
+    """With TensorRT listed, the pipeline hands it a standard-operator graph and a SHA-keyed engine cache."""
+    bundle_dir = tmp_path / "qa"
+    shutil.copytree(make_bundle("distilbert-qa-uncased"), bundle_dir, ignore=shutil.ignore_patterns(".cache"))
+    manifest = load_bundle(bundle_dir).manifest
+    monkeypatch.setattr(prov, "available_providers", lambda: [TRT, CUDA, CPU])
+    built = capture_engines(monkeypatch)
     standard = [key for key, v in manifest.variants.items() if trt.graph_problem(graph_ops(bundle_dir / v.file), key)
                 is None]
     assert {"fp32", "fp16"} <= set(standard)  # the plain export and its fp16 conversion
@@ -270,16 +277,7 @@ def test_tensorrt_pipeline_plans_graph_options_and_cache(make_bundle, monkeypatc
 
 def test_cuda_gets_onnx_runtimes_fused_fp16_graph(make_bundle, monkeypatch) -> None:
     monkeypatch.setattr(prov, "available_providers", lambda: [CUDA, CPU])
-    built: list[Any] = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(directory, manifest, precision, plan, settings, *, file_precision=None):
-        built.append((precision, file_precision, plan))
-        raise Stop
-
-    monkeypatch.setattr(importlib.import_module("distilrt.runtime.pipeline"), "OrtEngine", capture)
+    built = capture_engines(monkeypatch)
     with pytest.raises(Stop):
         pipeline(model=make_bundle("distilbert-qa-uncased"), provider="cuda", precision="auto")
     precision, key, plan = built[-1]

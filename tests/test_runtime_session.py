@@ -27,13 +27,6 @@ from distilrt.runtime.session import SessionSettings, physical_cores, session_op
 CPU, CUDA, TRT = PROVIDERS["cpu"], PROVIDERS["cuda"], PROVIDERS["tensorrt"]
 
 
-@pytest.fixture()
-def qa_copy(make_bundle, tmp_path: Path) -> Path:
-    target = tmp_path / "qa"
-    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
-    return target
-
-
 # -- providers ---------------------------------------------------------------------------------------
 
 def test_resolution_against_available_providers(caplog) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,19 +19,6 @@ from distilrt.runtime.manifest import Variant
 
 AMX = {"avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
 AVX2 = {"avx2", "fma"}
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DISTILRT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture()
-def qa_copy(make_bundle, tmp_path: Path) -> Path:
-    target = tmp_path / "qa"
-    shutil.copytree(make_bundle("distilbert-qa-uncased"), target, ignore=shutil.ignore_patterns(".cache"))
-    return target
 
 
 def with_static_int8(bundle: Bundle, *, target_met: bool = True) -> Bundle:

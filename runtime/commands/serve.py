@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
 from ..engines.choose import PRECISION_CHOICES, PROVIDER_CHOICES
+from ..serve.config import ServeSettings
 from ._common import non_negative_float, positive_float, positive_int
 
 HELP = "serve bundles over HTTP (Hugging Face Inference API and OpenAI embeddings routes, dynamic batching)"
@@ -24,6 +26,22 @@ Needs the serve extra: pip install 'distilrt[serve]'.
 """
 
 
+#: The bounds of the service (positive integers), each the ServeSettings field of the same name (and its default).
+LIMITS = {
+    "max_batch_size": "most inputs per model call; 1 turns dynamic batching off",
+    "max_queue": "requests waiting per model before answering 503",
+    "max_body_bytes": "largest request body; bigger ones get 413",
+    "max_inputs_per_request": "most inputs in one request",
+    "max_input_tokens": "most tokens in one request, counting every question-answering window; more gets 413 before "
+                        "any model time",
+    "max_batch_tokens": "most tokens in one coalesced batch (default: 16384, or --max-input-tokens if larger)",
+    "large_request_tokens": "requests above this many tokens wait in their own lane, taking turns with small ones "
+                            "(default: the model's maximum sequence length)",
+    "max_masks_per_input": "fill-mask: most mask tokens in one input",
+    "max_fill_predictions": "fill-mask: most predictions (masks x top_k) in one request",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundles", nargs="+", metavar="MODEL",
                         help="bundle directories or model ids to serve (ids resolve as in `distilrt info`)")
@@ -36,31 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
                         help="ONNX Runtime execution provider, or openvino (default: auto)")
     parser.add_argument("--threads", type=positive_int, default=None, help="intra-op threads per model")
-    parser.add_argument("--max-batch-size", type=positive_int, default=32,
-                        help="most inputs per model call; 1 turns dynamic batching off (default: 32)")
     parser.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
                         help="how long a request may wait for others to join its batch (default: 5)")
     parser.add_argument("--pipeline-batch-size", type=positive_int, default=8,
                         help="sequences per ONNX Runtime run inside a coalesced batch, length-sorted to limit padding "
                              "(default: 8, best measured on CPU; raise it on GPU)")
-    parser.add_argument("--max-queue", type=positive_int, default=256,
-                        help="requests waiting per model before answering 503 (default: 256)")
-    parser.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
-                        help="largest request body; bigger ones get 413 (default: 1048576)")
-    parser.add_argument("--max-inputs-per-request", type=positive_int, default=256,
-                        help="most inputs in one request (default: 256)")
-    parser.add_argument("--max-input-tokens", type=positive_int, default=8192,
-                        help="most tokens in one request, counting every question-answering window; more gets 413 "
-                             "before any model time (default: 8192)")
-    parser.add_argument("--max-batch-tokens", type=positive_int, default=None,
-                        help="most tokens in one coalesced batch (default: 16384, or --max-input-tokens if larger)")
-    parser.add_argument("--large-request-tokens", type=positive_int, default=None,
-                        help="requests above this many tokens wait in their own lane, taking turns with small ones "
-                             "(default: the model's maximum sequence length)")
-    parser.add_argument("--max-masks-per-input", type=positive_int, default=16,
-                        help="fill-mask: most mask tokens in one input (default: 16)")
-    parser.add_argument("--max-fill-predictions", type=positive_int, default=1000,
-                        help="fill-mask: most predictions (masks x top_k) in one request (default: 1000)")
+    defaults = {f.name: f.default for f in dataclasses.fields(ServeSettings)}
+    for name, text in LIMITS.items():
+        default = defaults[name]
+        parser.add_argument("--" + name.replace("_", "-"), type=positive_int, default=default,
+                            help=text if default is None else f"{text} (default: {default})")
     parser.add_argument("--api-key-env", metavar="VAR", default=None,
                         help="require 'Authorization: Bearer <key>' with the key read from environment variable VAR")
     parser.add_argument("--header-timeout", type=positive_float, default=10.0,
@@ -77,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
 
     require_extra("serve", ("fastapi", "uvicorn"), feature="distilrt serve")
 
-    from ..serve.config import ServeSettings
     from ..serve.server import bundle_model, serve
 
     api_key = None
@@ -88,13 +90,8 @@ def run(args: argparse.Namespace) -> int:
                              f"export {args.api_key_env}=<key> before starting the server")
     check_threads(args.threads)
     try:
-        settings = ServeSettings(host=args.host, port=args.port, max_batch_size=args.max_batch_size,
-                                 max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                                 max_body_bytes=args.max_body_bytes, max_inputs_per_request=args.max_inputs_per_request,
-                                 max_input_tokens=args.max_input_tokens, max_batch_tokens=args.max_batch_tokens,
-                                 large_request_tokens=args.large_request_tokens,
-                                 max_masks_per_input=args.max_masks_per_input,
-                                 max_fill_predictions=args.max_fill_predictions,
+        settings = ServeSettings(host=args.host, port=args.port, max_wait_ms=args.max_wait_ms,
+                                 **{name: getattr(args, name) for name in LIMITS},
                                  api_key=api_key, graceful_timeout_s=args.graceful_timeout,
                                  header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
     except ValueError as exc:
