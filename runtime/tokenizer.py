@@ -236,7 +236,19 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], *, truncate_to: int | None = None) -> list[Encoding]:
         """Encode single texts with special tokens; truncate to ``truncate_to`` tokens only if asked."""
-        return [self.sequence(tokens, truncate_to=truncate_to) for tokens in self.tokenize(texts)]
+        return self.encode_counted(texts, truncate_to=truncate_to)[0]
+
+    def encode_counted(self, texts: Sequence[str], *, truncate_to: int | None = None) -> tuple[list[Encoding], list[int]]:
+        """:meth:`encode`, with each text's length before any truncation (special tokens included).
+
+        Untruncated, the texts are encoded in one pass of the tokenizer; truncated, through
+        :meth:`tokenize` and :meth:`sequence`, so the full lengths come from the same pass.
+        """
+        if truncate_to is None:
+            encodings = _encode_batch(self._tokenizer, list(texts))
+            return encodings, [len(e.ids) for e in encodings]
+        tokens = self.tokenize(texts)
+        return [self.sequence(t, truncate_to=truncate_to) for t in tokens], [self.length(t) for t in tokens]
 
     def encode_plain(self, text: str) -> Encoding:
         """Encode without special tokens (for counting and target lookup)."""

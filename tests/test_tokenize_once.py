@@ -112,6 +112,14 @@ def test_sequences_from_tokens_match_a_direct_encode(make_bundle, name: str) -> 
         assert tokenizer.length(own) == len(reference.encode(text).ids)
         reference.enable_truncation(16)
         assert _fields(tokenizer.sequence(own, truncate_to=16)) == _fields(reference.encode(text))
+    for limit in (None, 16):
+        if limit is None:
+            reference.no_truncation()
+        else:
+            reference.enable_truncation(limit)
+        encodings, lengths = tokenizer.encode_counted(texts, truncate_to=limit)
+        assert [_fields(e) for e in encodings] == [_fields(reference.encode(t)) for t in texts]
+        assert lengths == [tokenizer.length(t) for t in tokens]
     question = tokenizer.questions(["Which room holds item 41?"], max_question_len=64)[0]
     for max_seq_len, stride in ((64, 16), (40, 0), (128, 100)):
         reference.enable_truncation(max_seq_len, stride=stride, strategy="only_second")

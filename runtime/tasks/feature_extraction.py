@@ -217,11 +217,9 @@ class FeatureExtraction(Task):
             limit = self.sentence.max_seq_length if sentence else None
         else:
             limit = self.max_sequence_length if truncation else None
-        tokens = self.tokenizer.tokenize(texts)
-        encodings = tuple(self.tokenizer.sequence(t, truncate_to=limit) for t in tokens)
+        encodings, lengths = self.tokenizer.encode_counted(texts, truncate_to=limit)
         options = {"mode": mode, "normalize": normalize, "batch_size": batch_size}
-        return Prepared(self.task, options, encodings, tuple(texts), tuple(self.tokenizer.length(t) for t in tokens),
-                        single)
+        return Prepared(self.task, options, tuple(encodings), tuple(texts), tuple(lengths), single)
 
     def run_prepared(self, prepared: Prepared) -> list[Any]:
         """Token states ``[1, tokens, hidden]`` per text, or pooled (and normalised) ``[hidden]`` vectors."""

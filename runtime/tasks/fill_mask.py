@@ -70,7 +70,7 @@ class FillMask(Task):
         target_ids = self._target_ids(targets) if targets is not None else None
         if target_ids is not None:
             top_k = min(top_k, len(target_ids))
-        encodings = tuple(self.tokenizer.sequence(tokens) for tokens in self.tokenizer.tokenize(texts))
+        encodings, lengths = self.tokenizer.encode_counted(texts)
         mask_id = self.tokenizer.mask_id
         for index, encoding in enumerate(encodings):
             if mask_id not in encoding.ids:
@@ -80,7 +80,7 @@ class FillMask(Task):
                     f"{self.tokenizer.mask_token!r}: put it where the missing word goes"
                 )
         options = {"top_k": top_k, "targets": None if target_ids is None else tuple(target_ids.tolist())}
-        return Prepared(self.task, options, encodings, tuple(texts), tuple(len(e.ids) for e in encodings), single)
+        return Prepared(self.task, options, tuple(encodings), tuple(texts), tuple(lengths), single)
 
     def run_prepared(self, prepared: Prepared) -> list[Any]:
         """Logits at the mask positions only; each mask's best tokens."""

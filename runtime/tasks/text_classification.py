@@ -75,21 +75,20 @@ class TextClassification(Task):
             raise InputError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
         limit = self.max_sequence_length if truncation else None
         pairs = isinstance(inputs, dict) or (isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict))
+        options = {"top_k": top_k, "function": function, "legacy": legacy}
         if not pairs:
             texts, single = as_text_list(inputs, "inputs")
-            tokens: list[tuple[Any, Any]] = [(t, None) for t in self.tokenizer.tokenize(texts)]
-        else:
-            items, single = ([inputs], True) if isinstance(inputs, dict) else (list(inputs), False)
-            if not all(isinstance(i, dict) and "text" in i for i in items):
-                raise InputError("pair inputs must be {'text': ..., 'text_pair': ...} dicts (text_pair optional)")
-            texts, _ = as_text_list([i["text"] for i in items], "text")
-            seconds, _ = as_text_list([i.get("text_pair", "") for i in items], "text_pair", allow_empty=True)
-            tokens = [(a, b if second else None) for a, b, second in
-                      zip(self.tokenizer.tokenize(texts), self.tokenizer.tokenize(seconds), seconds)]
-        encodings = tuple(self.tokenizer.sequence(a, b, truncate_to=limit) for a, b in tokens)
-        lengths = tuple(self.tokenizer.length(a, b) for a, b in tokens)
-        options = {"top_k": top_k, "function": function, "legacy": legacy}
-        return Prepared(self.task, options, encodings, tuple(texts), lengths, single)
+            encodings, lengths = self.tokenizer.encode_counted(texts, truncate_to=limit)
+            return Prepared(self.task, options, tuple(encodings), tuple(texts), tuple(lengths), single)
+        items, single = ([inputs], True) if isinstance(inputs, dict) else (list(inputs), False)
+        if not all(isinstance(i, dict) and "text" in i for i in items):
+            raise InputError("pair inputs must be {'text': ..., 'text_pair': ...} dicts (text_pair optional)")
+        texts, _ = as_text_list([i["text"] for i in items], "text")
+        seconds, _ = as_text_list([i.get("text_pair", "") for i in items], "text_pair", allow_empty=True)
+        tokens = [(a, b if second else None) for a, b, second in
+                  zip(self.tokenizer.tokenize(texts), self.tokenizer.tokenize(seconds), seconds)]
+        return Prepared(self.task, options, tuple(self.tokenizer.sequence(a, b, truncate_to=limit) for a, b in tokens),
+                        tuple(texts), tuple(self.tokenizer.length(a, b) for a, b in tokens), single)
 
     def run_prepared(self, prepared: Prepared) -> list[Any]:
         """Logits per input; labels scored by the chosen function."""
