@@ -70,7 +70,7 @@ def bls_served_model(bundle: Path, name: str, params: dict[str, str], *, batch_s
 
     manifest = Manifest.read(bundle)
     return ServedModel(name=name, task=manifest.task, loader=lambda: bls_pipeline(bundle, params, batch_size=batch_size),
-                       max_sequence_length=manifest.max_sequence_length, bundle=bundle, pooling=manifest.pooling)
+                       max_sequence_length=manifest.max_sequence_length, pooling=manifest.pooling)
 
 
 def _optional_int(value: str) -> int | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError
@@ -39,7 +38,6 @@ class ServedModel:
     task: str
     loader: Callable[[], Any]
     max_sequence_length: int = 512
-    bundle: Path | None = None
     pooling: dict[str, Any] | None = None
     pipeline: Any = None
     mask_token: str | None = None

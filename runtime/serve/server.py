@@ -40,7 +40,7 @@ def bundle_model(bundle: Path, *, precision: str = "auto", provider: str = "auto
                         batch_size=batch_size, threads=threads)
 
     return ServedModel(name=manifest.name, task=manifest.task, loader=load,
-                       max_sequence_length=manifest.max_sequence_length, bundle=bundle, pooling=manifest.pooling)
+                       max_sequence_length=manifest.max_sequence_length, pooling=manifest.pooling)
 
 
 def serve(models: Sequence[ServedModel], settings: ServeSettings, *, log_level: str = "info") -> int:
