@@ -22,15 +22,14 @@ import json
 import logging
 import math
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .serve_load import _bodies, _machine, _start_server, _wait_ready, closed_loop, write_report
+from .serve_load import (_machine, _start_server, _wait_ready, closed_loop, load_arguments, load_workload, stop_server,
+                         write_report)
 
 logger = logging.getLogger("deploy_load")
 
@@ -79,11 +78,7 @@ def run_serve(bundle: Path, name: str, bodies: list[bytes], expected: list[Any],
         _wait_ready(port)
         return _run_points(port, f"/models/{name}", bodies, expected, json.loads, args, "serve")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def _triton_body(body: bytes) -> bytes:
@@ -163,28 +158,12 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", type=Path)
-    source.add_argument("--model", help="a model of distilrt bench (built and cached on first use)")
+    load_arguments(parser, concurrency=[64], seconds=10.0, max_requests=5000)
     parser.add_argument("--systems", nargs="+", choices=sorted(SYSTEMS), default=list(SYSTEMS))
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[64])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--max-requests", type=int, default=5000)
-    parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    bundle = args.bundle
-    if args.model:
-        from .models import DEFAULT_WORK_DIR, MODELS, bundle_dir
-
-        bundle = bundle_dir(MODELS[args.model], DEFAULT_WORK_DIR, progress=logger.info)
-    from distilrt.runtime.manifest import Manifest
-
-    manifest = Manifest.read(bundle)
-    mask = "<mask>" if manifest.model_type in ("roberta", "xlm-roberta") else "[MASK]"
-    bodies = _bodies(manifest.task, mask, 200)
+    bundle, manifest, bodies, _ = load_workload(args)
     expected = _expected(Path(bundle), bodies)
     report: dict[str, Any] = {
         "model": manifest.name, "task": manifest.task, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

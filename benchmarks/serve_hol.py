@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .serve_load import RESULTS, WORDS, _machine, _wait_ready
+from .serve_load import RESULTS, WORDS, _machine, _wait_ready, stop_server
 from .serve_soak import _send, _start
 
 logger = logging.getLogger("serve_hol")
@@ -88,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                               {"large": args.large, "small": args.small}, args.seconds))
             logger.info("%s: %s", mode, json.dumps(results[mode]))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            stop_server(proc)
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
               "settings": vars(args) | {"bundle": str(args.bundle), "out": str(args.out)}, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)

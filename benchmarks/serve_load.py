@@ -151,6 +151,15 @@ def _start_server(bundle: Path | Sequence[Path], extra: Sequence[str], threads: 
     raise RuntimeError("server did not start within 300 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (the server drains, as in production), then kill if it has not exited within 60 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _wait_ready(port: int, timeout_s: float = 300) -> None:
     if not wait_until_ok(f"http://127.0.0.1:{port}/ready", timeout_s=timeout_s):
         raise RuntimeError("server never became ready")
@@ -187,16 +196,38 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_arguments(parser: argparse.ArgumentParser, *, concurrency: list[int], seconds: float,
+                   max_requests: int) -> None:
+    """The options of every closed-loop load benchmark: what to serve, the clients, the server's batching."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="bundle directory to serve")
     source.add_argument("--model", help="a model of distilrt bench (built and cached on first use)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each point (default: 8)")
-    parser.add_argument("--max-requests", type=int, default=20000, help="cap per point (default: 20000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=concurrency)
+    parser.add_argument("--seconds", type=float, default=seconds, help=f"duration of each point (default: {seconds:g})")
+    parser.add_argument("--max-requests", type=int, default=max_requests,
+                        help=f"cap per point (default: {max_requests})")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+
+
+def load_workload(args: argparse.Namespace) -> tuple[Path, Any, list[bytes], str | None]:
+    """(bundle, its manifest, 200 seeded request bodies, the weights' label when --model built it)."""
+    from distilrt.runtime.manifest import Manifest
+
+    bundle, label = args.bundle, None
+    if args.model:
+        from .models import DEFAULT_WORK_DIR, MODELS, bundle_dir
+
+        spec = MODELS[args.model]
+        bundle, label = bundle_dir(spec, DEFAULT_WORK_DIR, progress=logger.info), spec.label
+    manifest = Manifest.read(bundle)
+    mask = "<mask>" if manifest.model_type in ("roberta", "xlm-roberta") else "[MASK]"
+    return Path(bundle), manifest, _bodies(manifest.task, mask, 200), label
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    load_arguments(parser, concurrency=[1, 4, 16, 64], seconds=8.0, max_requests=20000)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--provider", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
@@ -206,17 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    bundle, weights = args.bundle, f"Weights: {args.weights_note or 'as in the bundle'}."
-    if args.model:
-        from .models import DEFAULT_WORK_DIR, MODELS, bundle_dir
-
-        spec = MODELS[args.model]
-        bundle, weights = bundle_dir(spec, DEFAULT_WORK_DIR, progress=logger.info), f"Weights: {spec.label}."
-    from distilrt.runtime.manifest import Manifest
-
-    manifest = Manifest.read(bundle)
-    mask = "<mask>" if manifest.model_type in ("roberta", "xlm-roberta") else "[MASK]"
-    bodies = _bodies(manifest.task, mask, 200)
+    bundle, manifest, bodies, label = load_workload(args)
+    weights = f"Weights: {label or args.weights_note or 'as in the bundle'}."
     report: dict[str, Any] = {
         "model": manifest.name, "task": manifest.task, "weights": weights,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
@@ -244,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
             report["results"][mode] = rows
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     write_report(args.out / f"serve_load-{manifest.name}", report, _markdown(report))
     return 0
 

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .serve_load import RESULTS, WORDS, _machine, _start_server, _wait_ready, post_json
+from .serve_load import RESULTS, WORDS, _machine, _start_server, _wait_ready, post_json, stop_server
 
 logger = logging.getLogger("serve_soak")
 TINY = {"question-answering": ("distilbert-base-uncased-distilled-squad", None),
@@ -250,11 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run())
         elapsed = time.monotonic() - started
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except Exception:  # last resort
-            proc.kill()
+        stop_server(proc)
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
               "settings": {"clients": args.clients, "seconds": args.seconds, "corpus_good": args.corpus,
                            "corpus_hostile": hostile, "bundles": {t: n for t, n in names.items()},
