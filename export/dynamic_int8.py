@@ -3,7 +3,8 @@
 The int8 file is quantised from one graph (:data:`INT8_SOURCE_ORDER`) with a preset; under the
 ``accuracy`` policy, a result that misses the agreement target is quantised again with the preset's
 fallbacks (:meth:`~distilrt.export.quantize.QuantizationPreset.accuracy_ladder`), most sensitive layers
-in fp32 first, until one reaches it.
+in fp32 first, until one reaches it: the evaluation set's targets (:data:`~distilrt.export.evaluate.TARGETS`)
+when the export measures it, else the quick check on the validation batches.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import evaluate
 from .load import Checkpoint
 from .progress import Steps
 from .quantize import QuantizationPreset, quantize
@@ -40,6 +42,8 @@ class Int8Candidate:
 
     @property
     def meets_target(self) -> bool:
+        if "agreement" in self.figures:  # the evaluation set's targets, when it was measured
+            return bool(self.figures["agreement"]["target_met"])
         if "embedding_cosine_min" in self.figures:
             return self.figures["embedding_cosine_min"] >= INT8_COSINE_TARGET
         return self.figures.get("top1_agreement", 0.0) >= INT8_AGREEMENT_TARGET
@@ -55,12 +59,13 @@ class Int8Choice:
 
 
 def build_int8(checkpoint: Checkpoint, label: str, graph: Path, work: Path, steps: Steps, batches: list,
-               mask_token_id: int | None, preset: QuantizationPreset, *, ladder: bool) -> Int8Choice:
+               mask_token_id: int | None, preset: QuantizationPreset, *, ladder: bool,
+               evalset: evaluate.EvalSet | None = None) -> Int8Choice:
     """Quantise ``graph`` (the ``label`` graph) with ``preset``, then (``ladder``) its fallbacks until one agrees.
 
     The accuracy policy keeps the most-quantised level that reaches the agreement target, else (no
-    level does, e.g. random weights) the fully quantised one; the speed policy builds only the fully
-    quantised one.
+    level does) the most faithful on the evaluation set when it was measured, the fully quantised one
+    when not; the speed policy builds only the fully quantised one.
     """
     op_types = _op_types(graph)
     tried: list[Int8Candidate] = []
@@ -77,16 +82,21 @@ def build_int8(checkpoint: Checkpoint, label: str, graph: Path, work: Path, step
         with steps.step("quantise", f"int8 {tag}, preset {preset.name}"):
             quantize(graph, path, level_preset)
             figures = check_variant("int8", path, checkpoint, batches, mask_token_id=mask_token_id)
+            if evalset is not None:
+                figures["agreement"] = evaluate.measure(path, evalset)
         tried.append(Int8Candidate(tag, path, level_preset, figures))
         if tried[-1].meets_target:
             break
     met = tried[-1].meets_target
     chosen = tried[-1] if met else tried[0]
+    if not met and evalset is not None:  # none reaches the target: the most faithful, measured
+        chosen = max(tried, key=lambda c: evaluate.fidelity(c.figures["agreement"]))
     details = {
         "graph": label, "preset": chosen.preset.to_dict(),
         "source": f"first of {', '.join(INT8_SOURCE_ORDER)} the export built",
-        "candidates": {c.tag: {k: v for k, v in c.figures.items() if k != "reference"} for c in tried},
-        "target": {"embedding_cosine_min": INT8_COSINE_TARGET} if checkpoint.task == "feature-extraction"
+        "candidates": {c.tag: _candidate_figures(c.figures) for c in tried},
+        "target": dict(evaluate.TARGETS[checkpoint.task]) if evalset is not None
+        else {"embedding_cosine_min": INT8_COSINE_TARGET} if checkpoint.task == "feature-extraction"
         else {"top1_agreement": INT8_AGREEMENT_TARGET},
         "target_met": met,
         "chosen": chosen.tag,
@@ -94,6 +104,14 @@ def build_int8(checkpoint: Checkpoint, label: str, graph: Path, work: Path, step
     }
     steps.note(f"int8 {chosen.tag}: {'meets' if met else 'misses'} the agreement target")
     return Int8Choice(chosen.path, details, chosen.figures)
+
+
+def _candidate_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in figures.items() if k not in ("reference", "agreement")}
+    agreement = figures.get("agreement")
+    if agreement is not None:
+        kept.update({name: agreement[name] for name in agreement["target"]})
+    return kept
 
 
 def _op_types(path: Path) -> set[str]:

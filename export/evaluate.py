@@ -214,6 +214,13 @@ def measure(path: Path, evalset: EvalSet) -> dict[str, Any]:
     return figures
 
 
+def fidelity(figures: dict[str, Any]) -> tuple[bool, float, float]:
+    """Sort key for :func:`measure` figures, larger is better: target met, then smaller shortfall, then
+    the mean figure."""
+    values = [figures[name] for name in figures["target"]]
+    return bool(figures["target_met"]), -shortfall(figures), float(np.mean(values))
+
+
 def shortfall(figures: dict[str, Any]) -> float:
     """How far figures fall below their targets (0 when met): the number fallbacks try to bring down."""
     return float(sum(max(0.0, bound - figures[name]) for name, bound in figures["target"].items()))

@@ -2,7 +2,8 @@
 
 Every projection (MatMul / Gemm with a constant weight) reads ``DequantizeLinear(int8 weight)`` and an
 activation that went through ``QuantizeLinear`` / ``DequantizeLinear`` with a scale fixed at export, so
-a sequence's outputs never depend on what else is in its batch.  The word-embedding table is stored in
+a sequence's outputs never depend on what else is in its batch.  Only the int8 operators read the rounded
+activation: the residual path and every other consumer keep the float tensor.  The word-embedding table is stored in
 int8 with one scale per row.  Only ONNX-domain operators are used (opset >= 13, no ``com.microsoft``),
 which ONNX Runtime, OpenVINO and TensorRT's explicit quantisation all read.
 
@@ -25,6 +26,7 @@ from typing import Any, Iterator, Sequence
 from distilrt.runtime.errors import MissingDependencyError, UnknownNameError
 
 from .calibration import FeedReader
+from .qdq_graph import dedicate_to_operators
 from .quantize import fold_weight_transposes
 
 logger = logging.getLogger(__name__)
@@ -87,7 +89,19 @@ def quantize_static(model_path: Path, out_path: Path, reader: FeedReader, *, met
                 _quantize_nncf(source, staged, reader, keep_fp32)
             else:
                 _quantize_ort(source, staged, reader, keep_fp32)
+        dedicate(staged)
         quantize_embeddings(staged, out_path)
+
+
+def dedicate(path: Path) -> int:
+    """Rewrite ``path`` so only the int8 operators read rounded activations (see :mod:`.qdq_graph`)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    moved = dedicate_to_operators(model)
+    if moved:
+        onnx.save(model, str(path))
+    return moved
 
 
 def _quantize_ort(model_path: Path, out_path: Path, reader: FeedReader, keep_fp32: Sequence[str]) -> None:
@@ -97,12 +111,15 @@ def _quantize_ort(model_path: Path, out_path: Path, reader: FeedReader, keep_fp3
     extra = {
         "ActivationSymmetric": True,  # zero points of 0: what TensorRT's explicit quantisation requires
         "WeightSymmetric": True,
-        "MatMulConstBOnly": True,  # attention scores and context stay fp32
+        # In QDQ form the quantiser otherwise also rounds each MatMul's output (before its bias is added).
+        "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm"],
     }
+    projections = set(projection_nodes(model_path)) - set(keep_fp32)  # attention scores and context stay fp32
     ort_static(
         str(model_path), str(out_path), reader,
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_quantize=sorted(projections),
         per_channel=True,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
@@ -131,7 +148,9 @@ def _quantize_nncf(model_path: Path, out_path: Path, reader: FeedReader, keep_fp
             model_type=nncf.ModelType.TRANSFORMER,  # SmoothQuant on, attention softmax and layer norms left alone
             subset_size=len(reader),
             fast_bias_correction=True,
-            ignored_scope=nncf.IgnoredScope(names=list(keep_fp32), validate=False) if keep_fp32 else None,
+            # Embedding tables get the exporter's own treatment (quantize_embeddings: the word table
+            # int8 by row, the small position and type tables left fp32), as with every method.
+            ignored_scope=nncf.IgnoredScope(names=list(keep_fp32), types=["Gather"], validate=False),
         )
     onnx.save(quantized, str(out_path))
 

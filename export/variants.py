@@ -151,7 +151,7 @@ def build_variants(
         label = next(g for g in INT8_SOURCE_ORDER if g in graphs)
         int8 = build_int8(checkpoint, label, graphs[label], work, steps, batches, mask_token_id,
                           quantization or QuantizationPreset.default(),
-                          ladder=int8_policy == "accuracy")
+                          ladder=int8_policy == "accuracy", evalset=evalset)
         variants["int8"] = place("int8", int8.path, VARIANT_FILES["int8"], int8.figures, int8.details)
     if "int8-static" in wanted and calibration is not None and evalset is not None:
         reader = calibration_io.reader_for(checkpoint, calibration, inputs)

@@ -36,7 +36,7 @@ def reference(minilm_checkpoint):
 @pytest.mark.parametrize("file,min_cosine,max_abs", [
     ("onnx/model.onnx", 0.99999, 1e-4),
     ("onnx/model_fp16.onnx", 0.9999, 2e-2),
-    # The accuracy policy keeps MiniLM's FFN down-projections and QKV in fp32 to reach the 0.99 target.
+    # The accuracy policy keeps MiniLM's FFN down-projections and QKV in fp32, its most faithful level.
     ("onnx/model_quantized.onnx", 0.99, None),
 ])
 def test_real_minilm_variants_against_pytorch(minilm_bundle, reference, file: str, min_cosine: float,
@@ -58,15 +58,26 @@ def test_real_minilm_manifest_records_pooling_and_int8_choice(minilm_bundle) -> 
     assert manifest.pooling == {"mode": "mean", "normalize": True, "source": "modules.json"}
     assert (minilm_bundle / "1_Pooling/config.json").is_file()
     int8 = manifest.variants["int8"]
-    assert int8.details["chosen"] in int8.details["candidates"]
-    assert int8.details["target_met"] is True and int8.details["policy"] == "accuracy"
-    assert int8.parity["embedding_cosine_min"] >= 0.99
-    # the fully quantised flash graph was tried first and missed the target on these weights
-    assert list(int8.details["candidates"])[0] == "flash" and int8.details["graph"] == "flash"
-    assert int8.details["candidates"]["flash"]["embedding_cosine_min"] < 0.99
-    assert int8.details["chosen"] != "flash"
-    assert int8.parity["embedding_cosine_min"] == pytest.approx(
-        int8.details["candidates"][int8.details["chosen"]]["embedding_cosine_min"])
+    details = int8.details
+    assert details["chosen"] in details["candidates"] and details["policy"] == "accuracy"
+    # The ladder is judged on the evaluation set's targets; the fully quantised flash graph came first.
+    assert details["target"] == {"cosine_mean": 0.995, "cosine_min": 0.98, "retrieval_top1_agreement": 0.99}
+    assert list(details["candidates"])[0] == "flash" and details["graph"] == "flash"
+    agreement = int8.parity["agreement"]
+    assert details["target_met"] == agreement["target_met"]
+    chosen = details["candidates"][details["chosen"]]
+    assert chosen["retrieval_top1_agreement"] == pytest.approx(agreement["retrieval_top1_agreement"])
+    if details["target_met"]:  # the first level that reaches it, so no earlier one did
+        assert all(not _meets(details["candidates"][tag], details["target"]) for tag in details["candidates"]
+                   if tag != details["chosen"])
+    else:  # none did: the most faithful of those tried is kept, not the fully quantised one by default
+        assert not any(_meets(c, details["target"]) for c in details["candidates"].values())
+        assert chosen["cosine_mean"] == max(c["cosine_mean"] for c in details["candidates"].values())
+    assert int8.parity["embedding_cosine_min"] >= 0.98
+
+
+def _meets(figures: dict, target: dict) -> bool:
+    return all(figures[name] >= value for name, value in target.items())
 
 
 def test_speed_policy_keeps_the_fully_quantised_graph(minilm_checkpoint, tmp_path) -> None:

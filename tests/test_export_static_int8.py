@@ -147,7 +147,8 @@ def test_sensitivity_ranks_every_quantised_operator(static_bundle: Path, tmp_pat
     from transformers import AutoTokenizer
 
     from distilrt.export.calibration import FeedReader, builtin
-    from distilrt.export.static_int8 import bypass_quantisation, quantised_operators, rank_sensitivity
+    from distilrt.export.qdq_graph import quantised_operators, restore_operators
+    from distilrt.export.static_int8 import rank_sensitivity
 
     qdq = static_bundle / "onnx" / "model_qdq.onnx"
     plain = static_bundle / "onnx" / "model.onnx"
@@ -155,40 +156,84 @@ def test_sensitivity_ranks_every_quantised_operator(static_bundle: Path, tmp_pat
     reader = FeedReader(builtin("question-answering", size=2).examples, tokenizer, ["input_ids", "attention_mask"],
                         max_length=128)
     ranking = rank_sensitivity(qdq, plain, reader.feeds)
-    operators = [name for name, _ in quantised_operators(onnx.load(str(qdq)))]
+    operators = quantised_operators(onnx.load(str(qdq)))
     assert sorted(name for name, _ in ranking) == sorted(operators)
     errors = [error for _, error in ranking]
     assert errors == sorted(errors, reverse=True) and errors[0] > 0.0
-    # Bypassing every operator's activation quantisation leaves only weight rounding: closer to fp32.
+    # Every operator restored: only the int8 word embeddings are left, far closer to fp32 than the int8 graph.
     model = onnx.load(str(qdq))
-    bypass_quantisation(model, set(operators))
+    assert restore_operators(model, onnx.load(str(plain)), operators) == operators
     assert not quantised_operators(model)
-    options = ort.SessionOptions()
-    bypassed = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    restored = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     full = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
     reference = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
     feed = reader.feeds[0]
     ref = reference.run(None, feed)[0]
-    assert np.abs(bypassed.run(None, feed)[0] - ref).max() < np.abs(full.run(None, feed)[0] - ref).max()
+    assert np.abs(restored.run(None, feed)[0] - ref).max() < np.abs(full.run(None, feed)[0] - ref).max()
 
 
-def test_fallback_gives_the_fewest_sensitive_operators_fp32_activations(make_checkpoint, static_bundle: Path,
-                                                                         tmp_path: Path) -> None:
+def test_restored_operator_computes_as_the_plain_graph(static_bundle: Path) -> None:
+    """A restored projection reads the unrounded activation and the plain weight (fp16-stored) and bias."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from distilrt.export.qdq_graph import quantised_operators, restore_operators
+
+    plain = onnx.load(str(static_bundle / "onnx" / "model.onnx"))
+    model = onnx.load(str(static_bundle / "onnx" / "model_qdq.onnx"))
+    operators = quantised_operators(model)
+    first = operators[0]
+    restore_operators(model, plain, [first])
+    assert quantised_operators(model) == operators[1:]
+    node = next(n for n in model.graph.node if n.name == first)
+    plain_node = next(n for n in plain.graph.node if n.name == first)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    assert node.input[0] == plain_node.input[0]  # the float activation, not a DequantizeLinear output
+    cast = producers[node.input[1]]
+    assert cast.op_type == "Cast"
+    stored = next(i for i in model.graph.initializer if i.name == cast.input[0])
+    weight = next(i for i in plain.graph.initializer if i.name == plain_node.input[1])
+    assert stored.data_type == onnx.TensorProto.FLOAT16
+    np.testing.assert_allclose(numpy_helper.to_array(stored).astype(np.float32), numpy_helper.to_array(weight),
+                               rtol=1e-3, atol=1e-6)
+    ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])  # still a valid graph
+
+
+def test_only_projections_read_rounded_activations(static_bundle: Path) -> None:
+    """The residual Add after a layer norm must not read the rounded copy the projections read."""
+    model = onnx.load(str(static_bundle / "onnx" / "model_qdq.onnx"))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    readers = {n.op_type for n in model.graph.node for name in n.input
+               if producers.get(name) is not None and producers[name].op_type == "DequantizeLinear"
+               and producers.get(producers[name].input[0]) is not None
+               and producers[producers[name].input[0]].op_type == "QuantizeLinear"}
+    assert readers and readers <= {"MatMul", "Gemm"}, readers
+
+
+def test_fallback_computes_the_fewest_sensitive_operators_in_float(make_checkpoint, static_bundle: Path,
+                                                                    tmp_path: Path) -> None:
     from distilrt.export import evaluate
     from distilrt.export.load import resolve_checkpoint
-    from distilrt.export.static_int8 import Candidate, fewest_to_bypass, quantised_operators
+    from distilrt.export.qdq_graph import quantised_operators
+    from distilrt.export.static_int8 import Candidate, fewest_to_restore
 
     checkpoint = resolve_checkpoint(str(make_checkpoint("distilbert-qa-uncased")), task="auto")
     evalset = evaluate.build(checkpoint, size=24)
     qdq = static_bundle / "onnx" / "model_qdq.onnx"
+    plain = static_bundle / "onnx" / "model.onnx"
     full = evaluate.measure(qdq, evalset)
-    operators = [name for name, _ in quantised_operators(onnx.load(str(qdq)))]
-    chosen = fewest_to_bypass(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset, tmp_path)
-    if chosen is None:  # nothing up to half the operators reaches the target on these random weights
-        return
-    assert chosen.figures["target_met"] and 1 <= len(chosen.keep_fp32) <= max(1, len(operators) // 2)
+    operators = quantised_operators(onnx.load(str(qdq)))
+    # Restoring every operator leaves the int8 embeddings only, which these tiny weights survive: the
+    # search always ends on a graph that meets the target.
+    chosen = fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
+                               tmp_path, plain)
+    assert chosen is not None and chosen.figures["target_met"]
     assert chosen.keep_fp32 == tuple(operators[:len(chosen.keep_fp32)])
-    left = {name for name, _ in quantised_operators(onnx.load(str(chosen.path)))}
-    assert left == set(operators) - set(chosen.keep_fp32)
-    if len(chosen.keep_fp32) > 1:  # half as many were tried first and missed
-        assert not full["target_met"]
+    assert set(quantised_operators(onnx.load(str(chosen.path)))) == set(operators) - set(chosen.keep_fp32)
+    if full["target_met"]:
+        assert len(chosen.keep_fp32) == 1
+    else:
+        assert len(chosen.keep_fp32) >= 1
+    # A size cap the restored file cannot meet stops the search without a result.
+    assert fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
+                             tmp_path, plain, max_bytes=1) is None
