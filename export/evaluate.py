@@ -33,7 +33,11 @@ TARGETS: dict[str, dict[str, float]] = {
     "question-answering": {"span_agreement": 0.99},
     "fill-mask": {"token_agreement": 0.99},
     "text-classification": {"class_agreement": 0.99},
-    "feature-extraction": {"cosine_mean": 0.995, "cosine_min": 0.98, "retrieval_top1_agreement": 0.99},
+    # Retrieval on real text is full of near-ties that the 16 built-in paragraphs are not: there, keeping
+    # the top-1 of >= 99 % of queries took a mean cosine of about 0.9999 (all-MiniLM-L6-v2, 387 queries
+    # from CPython's reference prose; mean 0.9998 kept 97 %), so that is the bar, not the 0.995 that a
+    # variant changing 1 top-1 in 20 there still clears.
+    "feature-extraction": {"cosine_mean": 0.9999, "cosine_min": 0.98, "retrieval_top1_agreement": 0.99},
 }
 
 

@@ -61,7 +61,7 @@ def test_real_minilm_manifest_records_pooling_and_int8_choice(minilm_bundle) -> 
     details = int8.details
     assert details["chosen"] in details["candidates"] and details["policy"] == "accuracy"
     # The ladder is judged on the evaluation set's targets; the fully quantised flash graph came first.
-    assert details["target"] == {"cosine_mean": 0.995, "cosine_min": 0.98, "retrieval_top1_agreement": 0.99}
+    assert details["target"] == {"cosine_mean": 0.9999, "cosine_min": 0.98, "retrieval_top1_agreement": 0.99}
     assert list(details["candidates"])[0] == "flash" and details["graph"] == "flash"
     agreement = int8.parity["agreement"]
     assert details["target_met"] == agreement["target_met"]

@@ -28,7 +28,7 @@ def test_static_int8_meets_the_targets_at_under_half_the_size(static_minilm: Pat
     static, fp32 = manifest.variants["int8-static"], manifest.variants["fp32"]
     agreement = static.parity["agreement"]
     assert agreement["target_met"], agreement
-    assert agreement["retrieval_top1_agreement"] >= 0.99 and agreement["cosine_mean"] >= 0.995
+    assert agreement["retrieval_top1_agreement"] >= 0.99 and agreement["cosine_mean"] >= 0.9999
     assert static.bytes < fp32.bytes / 2
     assert static.details["calibration"]["source"] == "built-in"
     graph = onnx.load(str(static_minilm / static.file), load_external_data=False)
