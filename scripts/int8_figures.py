@@ -110,11 +110,60 @@ def _top1(vectors: np.ndarray, n_queries: int) -> np.ndarray:
     return (vectors[:n_queries] @ vectors[n_queries:].T).argmax(1)
 
 
+#: Standard-library modules not imported for their docstrings (side effects on import, or a display).
+SKIP_MODULES = frozenset({"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "__main__"})
+
+
+def docstring_squad(*, limit: int) -> dict:
+    """A second real text: paragraphs of the standard library's module, class and function docstrings,
+    split as :func:`real_text_squad` splits the reference (first sentence -> rest), each distinct once."""
+    import importlib
+    import inspect
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    paragraphs: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for name in sorted(sys.stdlib_module_names):
+        if name in SKIP_MODULES or name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # platform-specific or optional modules
+            continue
+        members = [module] + [getattr(module, attr, None) for attr in dir(module) if not attr.startswith("_")]
+        for obj in members:
+            if not (inspect.isclass(obj) or inspect.isfunction(obj) or obj is module):
+                continue
+            for block in re.split(r"\n\s*\n", inspect.getdoc(obj) or ""):
+                text = " ".join(block.split())
+                if len(text) < 200 or ">>>" in text or "::" in text or sum(c.isalpha() for c in text) / len(text) < 0.75:
+                    continue
+                sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text)
+                first, rest = sentences[0], " ".join(sentences[1:])
+                if len(sentences) >= 2 and first not in seen and rest not in seen:
+                    seen.update((first, rest))
+                    paragraphs.append((name, first, rest))
+    paragraphs = paragraphs[:limit]
+    data = [{"title": key, "paragraphs": [{"context": rest, "qas": [
+        {"id": f"{key}-{i}", "question": first, "answers": [], "is_impossible": False}]}]}
+        for i, (key, first, rest) in enumerate(paragraphs)]
+    return {"version": "stdlib-docstrings", "data": data}
+
+
+TEXTS = {
+    "pydoc": (real_text_squad, "int8-minilm", "CPython pydoc_data.topics (Python language reference)"),
+    "docstrings": (docstring_squad, "int8-minilm-docstrings", "the standard library's docstrings"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--limit", type=int, default=400, help="paragraphs (and queries) to use")
+    parser.add_argument("--text", choices=sorted(TEXTS), default="pydoc",
+                        help="which real text: the language reference's prose (pydoc) or the standard library's docstrings")
     parser.add_argument("--float-curve", metavar="K,K,...", default="",
                         help="also measure int8-static with its K most sensitive operators computed in float")
     args = parser.parse_args()
@@ -126,7 +175,8 @@ def main() -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:  # derived from CPython's text: used, not kept
         data_path = Path(tmp) / "realtext.json"
-        data_path.write_text(json.dumps(real_text_squad(limit=args.limit)))
+        make_data, stem, source = TEXTS[args.text]
+        data_path.write_text(json.dumps(make_data(limit=args.limit)))
         data = read_squad(data_path)
     bundle = load_bundle(args.bundle)
     precisions = [p for p in ("fp32", "fp16", "int8", "int8-static") if p in bundle.manifest.variants]
@@ -155,8 +205,7 @@ def main() -> int:
     report["sentence_transformers_recall@1"] = float((st_top1 == gold).mean())
     static = bundle.manifest.variants.get("int8-static")
     report["int8_static"] = static.details if static else None
-    report["data"] = f"{len(data.questions)} first sentences vs {len(data.paragraphs)} paragraph remainders, " \
-                     "CPython pydoc_data.topics (Python language reference)"
+    report["data"] = f"{len(data.questions)} first sentences vs {len(data.paragraphs)} paragraph remainders, {source}"
     if args.float_curve:
         report["float_curve"] = float_curve(args.bundle, data, [int(k) for k in args.float_curve.split(",")])
         rows.append("")
@@ -167,11 +216,11 @@ def main() -> int:
         rows.extend(f"| {r['float_operators']} of {r['operators']} | {r['file_mb']} | "
                     f"{100 * r['top1_agreement_with_fp32']:.2f}% | {r['cosine_mean']:.5f} |" for r in report["float_curve"])
     report["host"] = {"machine": platform.machine(), "cores": os.cpu_count(), "load_average": os.getloadavg()}
-    (args.output / "int8-minilm.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (args.output / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     table = ["| precision | file MB | top-1 = sentence-transformers | top-1 = fp32 | recall@1 | recall@5 | MRR |",
              "|---|---|---|---|---|---|---|", *rows]
     text = "\n".join([f"all-MiniLM-L6-v2, real weights; {report['data']}.", "", *table, ""])
-    (args.output / "int8-minilm.md").write_text(text)
+    (args.output / f"{stem}.md").write_text(text)
     print(text)
     return 0
 
