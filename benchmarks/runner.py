@@ -164,8 +164,6 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
     paths = prepare(list(settings.models), settings.work_dir, progress=say)
 
     peaks = _peaks(settings, say)
-    result["peaks"] = {k: {"gops": p.gops, "shape": list(p.shape), "per_shape": p.per_shape, "engine": p.engine}
-                       for k, p in peaks.items()}
     if "distilrt-auto" in systems:
         result["tuned"] = {key: _ensure_tuned(paths[key]["bundle"], settings, say,
                                               random_weights=MODELS[key].random_weights) for key in settings.models}
@@ -202,6 +200,13 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
                     result["rows"].append(row)
             finally:
                 runner.close()
+    # Measured again after the rows, the higher kept: other load on the machine only ever lowers a peak.
+    peaks = best_peaks(peaks, _peaks(settings, say))
+    result["peaks"] = {k: {"gops": p.gops, "shape": list(p.shape), "per_shape": p.per_shape, "engine": p.engine}
+                       for k, p in peaks.items()}
+    for row in result["rows"]:
+        if "matmul_gops" in row:
+            _set_efficiency(row, row["matmul_gops"] * 1e9, peaks)
     result["kernel"] = _kernel_rows(settings, paths, peaks, say)
     _footprint(result, settings, paths, say)
     result["gpu"] = _gpu_rows(settings, paths, say)
@@ -259,6 +264,15 @@ def _ensure_tuned(bundle: Path, settings: Settings, say: Callable[[str], None], 
     return found
 
 
+def best_peaks(first: dict[str, gemm.Peak], second: dict[str, gemm.Peak]) -> dict[str, gemm.Peak]:
+    """Per key, the higher of two measurements of the same peaks (the host's "int8" re-chosen among engines)."""
+    best = {k: max((p for p in (first.get(k), second.get(k)) if p is not None), key=lambda p: p.gops)
+            for k in {*first, *second} if k not in ("fp32", "int8")}
+    best["fp32"] = best["fp32-onnxruntime"]
+    best["int8"] = max((p for k, p in best.items() if k.startswith("int8-")), key=lambda p: p.gops)
+    return best
+
+
 def _add_efficiency(row: dict[str, Any], config: dict[str, Any], work: Workload, model: BenchModel,
                     peaks: dict[str, gemm.Peak]) -> None:
     """Matmul work per second against the host's measured GEMM peak of the row's arithmetic (int8 rows against
@@ -266,6 +280,10 @@ def _add_efficiency(row: dict[str, Any], config: dict[str, Any], work: Workload,
     batch, seq = work.shape  # type: ignore[misc]
     ops = gemm.matmul_ops(config, batch=batch, seq=seq, task=model.task)
     row["matmul_gops"] = round(ops / 1e9, 3)
+    _set_efficiency(row, ops, peaks)
+
+
+def _set_efficiency(row: dict[str, Any], ops: float, peaks: dict[str, gemm.Peak]) -> None:
     kind = "int8" if row["precision"].startswith("int8") else "fp32" if row["precision"] == "fp32" else None
     if kind is None:
         return
