@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
     result = measure(args.bundle, threads=args.threads, seconds=args.seconds, repeats=args.repeats)
-    print(table(result))
-    print(f"load average {result['load_average_before']} -> {result['load_average_after']}")
-    if args.output:
-        args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from .engines import emit
+
+    emit(result, table(result), args.output)
     return 0
 
 

@@ -101,11 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
     result = measure(args.bundle, repeats=args.repeats, threads=args.threads)
-    print(table(result))
-    print(f"load average {result['load_average_before']} -> {result['load_average_after']}")
-    if args.output:
-        args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    emit(result, table(result), args.output)
     return 0
+
+
+def emit(result: dict[str, Any], text: str, output: Path | None) -> None:
+    """Print a measurement's table and load averages; write its JSON to ``output`` when given."""
+    print(text)
+    print(f"load average {result['load_average_before']} -> {result['load_average_after']}")
+    if output:
+        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

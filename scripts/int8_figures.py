@@ -30,27 +30,35 @@ def real_text_squad(*, limit: int) -> dict:
     """A SQuAD-format file (no answers) whose questions are first sentences of real reference paragraphs."""
     import pydoc_data.topics as topics
 
-    paragraphs = []
+    paragraphs: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for key in sorted(topics.topics):
-        for block in re.split(r"\n\s*\n", topics.topics[key]):
-            text = " ".join(block.split())
-            if len(text) < 200 or "::" in text or text.startswith((">>>", "...")):
-                continue
-            if sum(c.isalpha() for c in text) / len(text) < 0.75:
-                continue  # code and tables, not prose
-            sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text)
-            first, rest = sentences[0], " ".join(sentences[1:])
-            # Several topics repeat the same paragraph: a repeated target would be an exact tie that any
-            # rounding breaks either way, and a repeated query would count twice.
-            if len(sentences) >= 2 and first not in seen and rest not in seen:
-                seen.update((first, rest))
-                paragraphs.append((key, first, rest))
-    paragraphs = paragraphs[:limit]
+        _split(key, topics.topics[key], paragraphs, seen)
+    return _squad(paragraphs[:limit], "pydoc-topics")
+
+
+def _split(key: str, document: str, paragraphs: list[tuple[str, str, str]], seen: set[str]) -> None:
+    """Append (key, first sentence, rest) for each prose paragraph of ``document`` not seen before."""
+    for block in re.split(r"\n\s*\n", document):
+        text = " ".join(block.split())
+        if len(text) < 200 or "::" in text or ">>>" in text or text.startswith("..."):
+            continue
+        if sum(c.isalpha() for c in text) / len(text) < 0.75:
+            continue  # code and tables, not prose
+        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text)
+        first, rest = sentences[0], " ".join(sentences[1:])
+        # The same paragraph can appear twice: a repeated target would be an exact tie that any rounding
+        # breaks either way, and a repeated query would count twice.
+        if len(sentences) >= 2 and first not in seen and rest not in seen:
+            seen.update((first, rest))
+            paragraphs.append((key, first, rest))
+
+
+def _squad(paragraphs: list[tuple[str, str, str]], version: str) -> dict:
     data = [{"title": key, "paragraphs": [{"context": rest, "qas": [
         {"id": f"{key}-{i}", "question": first, "answers": [], "is_impossible": False}]}]}
         for i, (key, first, rest) in enumerate(paragraphs)]
-    return {"version": "pydoc-topics", "data": data}
+    return {"version": version, "data": data}
 
 
 def float_curve(bundle_dir: Path, data, counts: list[int]) -> list[dict]:
@@ -133,22 +141,9 @@ def docstring_squad(*, limit: int) -> dict:
             continue
         members = [module] + [getattr(module, attr, None) for attr in dir(module) if not attr.startswith("_")]
         for obj in members:
-            if not (inspect.isclass(obj) or inspect.isfunction(obj) or obj is module):
-                continue
-            for block in re.split(r"\n\s*\n", inspect.getdoc(obj) or ""):
-                text = " ".join(block.split())
-                if len(text) < 200 or ">>>" in text or "::" in text or sum(c.isalpha() for c in text) / len(text) < 0.75:
-                    continue
-                sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", text)
-                first, rest = sentences[0], " ".join(sentences[1:])
-                if len(sentences) >= 2 and first not in seen and rest not in seen:
-                    seen.update((first, rest))
-                    paragraphs.append((name, first, rest))
-    paragraphs = paragraphs[:limit]
-    data = [{"title": key, "paragraphs": [{"context": rest, "qas": [
-        {"id": f"{key}-{i}", "question": first, "answers": [], "is_impossible": False}]}]}
-        for i, (key, first, rest) in enumerate(paragraphs)]
-    return {"version": "stdlib-docstrings", "data": data}
+            if inspect.isclass(obj) or inspect.isfunction(obj) or obj is module:
+                _split(name, inspect.getdoc(obj) or "", paragraphs, seen)
+    return _squad(paragraphs[:limit], "stdlib-docstrings")
 
 
 TEXTS = {
