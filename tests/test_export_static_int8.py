@@ -237,3 +237,17 @@ def test_fallback_computes_the_fewest_sensitive_operators_in_float(make_checkpoi
     # A size cap the restored file cannot meet stops the search without a result.
     assert fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
                              tmp_path, plain, max_bytes=1) is None
+
+
+def test_openvino_breakdown_accounts_for_the_static_graph(static_bundle: Path) -> None:
+    """The per-operator breakdown runs the int8 projections in int8 and its shares add up to the whole."""
+    pytest.importorskip("openvino")
+    from distilrt.benchmarks.breakdown import measure, table
+
+    result = measure(static_bundle, shape=(1, 32), runs=3, threads=1)
+    rows = result["rows"]
+    assert rows and result["total_ms"] > 0
+    assert sum(row["share"] for row in rows) == pytest.approx(1.0, abs=0.01)
+    projections = [row for row in rows if row["node_type"].startswith("FullyConnected")]
+    assert projections and all("i8" in row["kernel"] for row in projections), projections
+    assert "| node type | kernel | ms | share |" in table(result)
