@@ -49,7 +49,7 @@ class Candidate:
     tag: str
     method: str
     path: Path
-    keep_fp32: tuple[str, ...]
+    in_float: tuple[str, ...]  # operators computed in float (fallback)
     figures: dict[str, Any]
     seconds: float
 
@@ -93,9 +93,9 @@ def build(plain: Path, work: Path, reader: FeedReader, calibration: CalibrationS
         "graph": "plain",
         "calibration": {**calibration.describe(), "method": chosen.method},
         # Computed in float as the plain graph does (weights stored as fp16, cast to fp32 at load).
-        "float_operators": list(chosen.keep_fp32),
+        "float_operators": list(chosen.in_float),
         "quantized_graph": describe_graph(chosen.path),
-        "candidates": {c.tag: {"method": c.method, "float_operators": len(c.keep_fp32), "seconds": round(c.seconds, 1),
+        "candidates": {c.tag: {"method": c.method, "float_operators": len(c.in_float), "seconds": round(c.seconds, 1),
                                **{k: v for k, v in c.figures.items() if k in c.figures["target"]}}
                        for c in candidates},
         "why": _why(first_pass, chosen),
@@ -129,8 +129,8 @@ def _why(first_pass: list[Candidate], chosen: Candidate) -> str:
     ranked = sorted(first_pass, key=lambda c: evaluate.fidelity(c.figures), reverse=True)
     parts = "; ".join(f"{c.method}: {_summary(c.figures)}" for c in ranked)
     return (f"{ranked[0].method} kept the most agreement with PyTorch fp32 on the evaluation set, every "
-            f"operator quantised ({parts})" + (f"; then the {len(chosen.keep_fp32)} most sensitive operators computed in float to reach the "
-                                     "target" if chosen.keep_fp32 else ""))
+            f"operator quantised ({parts})" + (f"; then the {len(chosen.in_float)} most sensitive operators computed in float to reach the "
+                                     "target" if chosen.in_float else ""))
 
 
 def spread(feeds: list[dict[str, np.ndarray]], count: int, *, max_length: int | None = None) -> list[dict[str, np.ndarray]]:

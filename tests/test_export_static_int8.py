@@ -228,12 +228,12 @@ def test_fallback_computes_the_fewest_sensitive_operators_in_float(make_checkpoi
     chosen = fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
                                tmp_path, plain)
     assert chosen is not None and chosen.figures["target_met"]
-    assert chosen.keep_fp32 == tuple(operators[:len(chosen.keep_fp32)])
-    assert set(quantised_operators(onnx.load(str(chosen.path)))) == set(operators) - set(chosen.keep_fp32)
+    assert chosen.in_float == tuple(operators[:len(chosen.in_float)])
+    assert set(quantised_operators(onnx.load(str(chosen.path)))) == set(operators) - set(chosen.in_float)
     if full["target_met"]:
-        assert len(chosen.keep_fp32) == 1
+        assert len(chosen.in_float) == 1
     else:
-        assert len(chosen.keep_fp32) >= 1
+        assert len(chosen.in_float) >= 1
     # A size cap the restored file cannot meet stops the search without a result.
     assert fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
                              tmp_path, plain, max_bytes=1) is None
