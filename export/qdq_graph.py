@@ -61,17 +61,42 @@ def quantised_operators(model: Any) -> list[str]:
     return found
 
 
+class PlainGraph:
+    """The graph a QDQ graph was quantised from, indexed once for :func:`restore_operators`: its nodes and
+    weights by name, and each weight's fp16 copy made the first time it is needed (the sensitivity
+    ranking restores nearly every operator once per operator)."""
+
+    def __init__(self, model: Any) -> None:
+        self.nodes = {node.name: node for node in model.graph.node}
+        self.weights = {i.name: i for i in model.graph.initializer}
+        self._fp16: dict[str, Any] = {}
+
+    def fp16(self, name: str) -> Any:
+        """The weight ``name`` as an fp16 initializer named ``<name>_fp16``."""
+        if name not in self._fp16:
+            import numpy as np
+            from onnx import numpy_helper
+
+            array = numpy_helper.to_array(self.weights[name]).astype(np.float16)
+            self._fp16[name] = numpy_helper.from_array(array, f"{name}_fp16")
+        return self._fp16[name]
+
+
 def restore_operators(model: Any, plain: Any, names: Iterable[str]) -> list[str]:
     """Compute the operators ``names`` of ``model`` in float, with the plain graph's inputs, weight and bias.
 
-    ``plain`` is the graph ``model`` was quantised from (same node names).  Returns the names restored.
+    ``plain`` is the graph ``model`` was quantised from (same node names), as a model or a
+    :class:`PlainGraph` (reuse one across calls).  Returns the names restored.
     """
+    import onnx
+    from onnx import helper
+
+    if not isinstance(plain, PlainGraph):
+        plain = PlainGraph(plain)
     wanted = set(names)
     graph = model.graph
-    plain_nodes = {node.name: node for node in plain.graph.node}
-    plain_weights = {i.name: i for i in plain.graph.initializer}
     present = {o for node in graph.node for o in node.output} | {i.name for i in graph.input}
-    initializers = {i.name for i in graph.initializer}
+    initializers = {i.name: i for i in graph.initializer}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -79,18 +104,24 @@ def restore_operators(model: Any, plain: Any, names: Iterable[str]) -> list[str]
     casts = []
     restored = []
     for node in graph.node:
-        if node.name not in wanted or node.name not in plain_nodes:
+        original = plain.nodes.get(node.name)
+        if node.name not in wanted or original is None:
             continue
-        original = plain_nodes[node.name]
         for index, name in enumerate(original.input):
-            if name in plain_weights:
-                node.input[index] = _float_weight(name, plain_weights[name], graph, initializers, casts)
+            if name in plain.weights:  # stored as fp16, cast to fp32 at load (once per weight)
+                stored, cast = plain.fp16(name), f"{name}_float"
+                if stored.name not in initializers:
+                    graph.initializer.append(stored)
+                    initializers[stored.name] = stored
+                    casts.append(helper.make_node("Cast", [stored.name], [cast], name=f"{name}_Cast",
+                                                  to=onnx.TensorProto.FLOAT))
+                node.input[index] = cast
             elif name in present:
                 node.input[index] = name  # before rounding and before any smoothing Mul
         for user in consumers.get(node.output[0], []):
-            plain_user = plain_nodes.get(user.name)
+            plain_user = plain.nodes.get(user.name)
             if user.op_type == "Add" and plain_user is not None:
-                _restore_bias(user, plain_user, plain_weights, graph, initializers)
+                _restore_bias(user, plain_user, plain.weights, graph, initializers)
         restored.append(node.name)
     for cast in reversed(casts):
         graph.node.insert(0, cast)
@@ -98,37 +129,20 @@ def restore_operators(model: Any, plain: Any, names: Iterable[str]) -> list[str]
     return restored
 
 
-def _restore_bias(add: Any, plain_add: Any, plain_weights: dict[str, Any], graph: Any, initializers: set[str]) -> None:
+def _restore_bias(add: Any, plain_add: Any, plain_weights: dict[str, Any], graph: Any,
+                  initializers: dict[str, Any]) -> None:
     """Point ``add`` at the plain graph's bias: bias correction may have changed it, under the same name or not."""
-    from onnx import numpy_helper
-
-    current = {i.name: i for i in graph.initializer}
     for index, name in enumerate(plain_add.input):
-        if name not in plain_weights or add.input[index] not in initializers:
-            continue
-        mine = current[add.input[index]]
-        if mine.SerializeToString() == plain_weights[name].SerializeToString():
+        mine = initializers.get(add.input[index])
+        if name not in plain_weights or mine is None or mine == plain_weights[name]:
             continue
         restored = f"{name}_plain"
         if restored not in initializers:
-            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(plain_weights[name]), restored))
-            initializers.add(restored)
+            copy = graph.initializer.add()
+            copy.CopyFrom(plain_weights[name])
+            copy.name = restored
+            initializers[restored] = copy
         add.input[index] = restored
-
-
-def _float_weight(name: str, weight: Any, graph: Any, initializers: set[str], casts: list[Any]) -> str:
-    """The plain weight ``name`` stored as fp16 and cast to fp32 (once per weight); the fp32 tensor's name."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    stored, restored = f"{name}_fp16", f"{name}_float"
-    if stored not in initializers:
-        array = numpy_helper.to_array(weight)
-        graph.initializer.append(numpy_helper.from_array(array.astype(np.float16), stored))
-        initializers.add(stored)
-        casts.append(helper.make_node("Cast", [stored], [restored], name=f"{name}_Cast", to=onnx.TensorProto.FLOAT))
-    return restored
 
 
 def _drop_unused(model: Any) -> None:

@@ -89,19 +89,12 @@ def quantize_static(model_path: Path, out_path: Path, reader: FeedReader, *, met
                 _quantize_nncf(source, staged, reader, keep_fp32)
             else:
                 _quantize_ort(source, staged, reader, keep_fp32)
-        dedicate(staged)
-        quantize_embeddings(staged, out_path)
+        import onnx
 
-
-def dedicate(path: Path) -> int:
-    """Rewrite ``path`` so only the int8 operators read rounded activations (see :mod:`.qdq_graph`)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    moved = dedicate_to_operators(model)
-    if moved:
-        onnx.save(model, str(path))
-    return moved
+        model = onnx.load(str(staged))
+        dedicate_to_operators(model)  # only the int8 operators read rounded activations (see .qdq_graph)
+        quantize_embeddings(model)
+        onnx.save(model, str(out_path))
 
 
 def _quantize_ort(model_path: Path, out_path: Path, reader: FeedReader, keep_fp32: Sequence[str]) -> None:
@@ -155,17 +148,15 @@ def _quantize_nncf(model_path: Path, out_path: Path, reader: FeedReader, keep_fp
     onnx.save(quantized, str(out_path))
 
 
-def quantize_embeddings(model_path: Path, out_path: Path) -> int:
-    """Store each large Gather table (the word embeddings) as int8 with one symmetric scale per row.
+def quantize_embeddings(model: Any) -> int:
+    """Store each large Gather table of ``model`` (the word embeddings) as int8 with one symmetric scale per row.
 
     The table is read through a ``DequantizeLinear`` (axis 0), an ONNX operator every engine folds or
     runs.  Returns how many tables were converted.
     """
     import numpy as np
-    import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(model_path))
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     users: dict[str, int] = {}
@@ -191,7 +182,6 @@ def quantize_embeddings(model_path: Path, out_path: Path) -> int:
         graph.node.insert(list(graph.node).index(node), dq)
         node.input[0] = f"{base}_dequantized"
         converted += 1
-    onnx.save(model, str(out_path))
     return converted
 
 

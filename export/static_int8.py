@@ -28,7 +28,7 @@ import numpy as np
 from . import evaluate
 from .calibration import CalibrationSet, FeedReader
 from .progress import Steps
-from .qdq_graph import quantised_operators, restore_operators
+from .qdq_graph import PlainGraph, quantised_operators, restore_operators
 from .quantize import fold_weight_transposes
 from .quantize_static import STATIC_METHODS, describe_graph, nncf_available, quantize_static
 
@@ -164,7 +164,7 @@ def fewest_to_restore(quantised: Candidate, ranked: list[str], evalset: evaluate
     """
     import onnx
 
-    plain = onnx.load(str(reference))
+    plain = PlainGraph(onnx.load(str(reference)))
     started = time.perf_counter()
     built: dict[int, Path] = {}
     measured: dict[int, dict[str, Any]] = {}
@@ -215,7 +215,7 @@ def rank_sensitivity(qdq_path: Path, reference: Path, feeds: list[dict[str, np.n
     reference_session = create_session(reference, settings)
     references = [reference_session.run(None, feed) for feed in feeds]
     quantised = onnx.load(str(qdq_path))
-    plain = onnx.load(str(reference))
+    plain = PlainGraph(onnx.load(str(reference)))
     operators = quantised_operators(quantised)
     errors = []
     for name in operators:

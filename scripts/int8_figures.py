@@ -69,7 +69,7 @@ def float_curve(bundle_dir: Path, data, counts: list[int]) -> list[dict]:
     from transformers import AutoTokenizer
 
     from distilrt.export import calibration
-    from distilrt.export.qdq_graph import restore_operators
+    from distilrt.export.qdq_graph import PlainGraph, restore_operators
     from distilrt.export.quantize import fold_weight_transposes
     from distilrt.export.static_int8 import SENSITIVITY_EXAMPLES, SENSITIVITY_MAX_TOKENS, rank_sensitivity, spread
     from distilrt.runtime.manifest import Manifest
@@ -85,12 +85,13 @@ def float_curve(bundle_dir: Path, data, counts: list[int]) -> list[dict]:
         reference = fold_weight_transposes(plain, Path(tmp) / "reference.onnx") or plain
         ranking = [name for name, _ in rank_sensitivity(qdq, reference, spread(reader.feeds, SENSITIVITY_EXAMPLES,
                                                                                max_length=SENSITIVITY_MAX_TOKENS))]
+        plain = PlainGraph(onnx.load(str(reference)))
         ref = _embed(reference, feeds)
         ref_top1 = _top1(ref, len(data.questions))
         rows = []
         for k in counts:
             model = onnx.load(str(qdq))
-            restore_operators(model, onnx.load(str(reference)), ranking[:k])
+            restore_operators(model, plain, ranking[:k])
             path = Path(tmp) / f"float{k}.onnx"
             onnx.save(model, str(path))
             got = _embed(path, feeds)

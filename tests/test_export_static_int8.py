@@ -214,8 +214,8 @@ def test_fallback_computes_the_fewest_sensitive_operators_in_float(make_checkpoi
                                                                     tmp_path: Path) -> None:
     from distilrt.export import evaluate
     from distilrt.export.load import resolve_checkpoint
-    from distilrt.export.qdq_graph import quantised_operators
-    from distilrt.export.static_int8 import Candidate, fewest_to_restore
+    from distilrt.export.qdq_graph import quantised_operators, restore_operators
+    from distilrt.export.static_int8 import Candidate, fallback_counts, fewest_to_restore
 
     checkpoint = resolve_checkpoint(str(make_checkpoint("distilbert-qa-uncased")), task="auto")
     evalset = evaluate.build(checkpoint, size=24)
@@ -230,24 +230,60 @@ def test_fallback_computes_the_fewest_sensitive_operators_in_float(make_checkpoi
     assert chosen is not None and chosen.figures["target_met"]
     assert chosen.in_float == tuple(operators[:len(chosen.in_float)])
     assert set(quantised_operators(onnx.load(str(chosen.path)))) == set(operators) - set(chosen.in_float)
+    counts = fallback_counts(len(operators))
+    step = counts.index(len(chosen.in_float))
     if full["target_met"]:
-        assert len(chosen.in_float) == 1
-    else:
-        assert len(chosen.in_float) >= 1
+        assert step == 0
+    if step > 0:  # the binary search only moves up past a count it measured to miss: it is the fewest
+        model = onnx.load(str(qdq))
+        restore_operators(model, onnx.load(str(plain)), operators[:counts[step - 1]])
+        onnx.save(model, str(tmp_path / "fewer.onnx"))
+        assert not evaluate.measure(tmp_path / "fewer.onnx", evalset)["target_met"]
     # A size cap the restored file cannot meet stops the search without a result.
     assert fewest_to_restore(Candidate("ort-minmax", "ort-minmax", qdq, (), full, 0.0), operators, evalset,
                              tmp_path, plain, max_bytes=1) is None
 
 
+def test_fallback_search_measures_the_most_restored_first_then_halves(static_bundle: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a target that needs at least 5 operators in float, the search lands on 6 (the next step) after
+    measuring the most restored graph and a binary search's worth of others; out of reach, one measurement."""
+    from distilrt.export import static_int8
+    from distilrt.export.qdq_graph import quantised_operators
+
+    qdq = static_bundle / "onnx" / "model_qdq.onnx"
+    plain = static_bundle / "onnx" / "model.onnx"
+    operators = quantised_operators(onnx.load(str(qdq)))
+    counts = static_int8.fallback_counts(len(operators))
+    assert counts[-1] == len(operators) and 6 in counts
+    measured: list[int] = []
+    need = 5
+
+    def fake_measure(path: Path, evalset: object) -> dict:
+        in_float = len(operators) - len(quantised_operators(onnx.load(str(path))))
+        measured.append(in_float)
+        return {"target_met": in_float >= need, "target": {}}
+
+    monkeypatch.setattr(static_int8.evaluate, "measure", fake_measure)
+    start = static_int8.Candidate("nncf", "nncf", qdq, (), {}, 0.0)
+    chosen = static_int8.fewest_to_restore(start, operators, None, tmp_path, plain)  # type: ignore[arg-type]
+    assert chosen is not None and len(chosen.in_float) == 6
+    assert measured[0] == len(operators) and len(measured) <= 1 + len(counts).bit_length()
+    measured.clear()
+    need = len(operators) + 1
+    assert static_int8.fewest_to_restore(start, operators, None, tmp_path, plain) is None  # type: ignore[arg-type]
+    assert measured == [len(operators)]
+
+
 def test_openvino_breakdown_accounts_for_the_static_graph(static_bundle: Path) -> None:
-    """The per-operator breakdown runs the int8 projections in int8 and its shares add up to the whole."""
+    """The per-operator breakdown finds the projections running int8 kernels; its total is its rows' sum."""
     pytest.importorskip("openvino")
     from distilrt.benchmarks.breakdown import measure, table
 
     result = measure(static_bundle, shape=(1, 32), runs=3, threads=1)
     rows = result["rows"]
     assert rows and result["total_ms"] > 0
-    assert sum(row["share"] for row in rows) == pytest.approx(1.0, abs=0.01)
+    assert result["total_ms"] == pytest.approx(sum(row["ms"] for row in rows), abs=0.01 * len(rows))
     projections = [row for row in rows if row["node_type"].startswith("FullyConnected")]
     assert projections and all("i8" in row["kernel"] for row in projections), projections
     assert "| node type | kernel | ms | share |" in table(result)
