@@ -198,3 +198,22 @@ def test_tune_leaves_out_candidates_that_miss_fidelity(qa_copy: Path, cache: Pat
     if ov_engine.available():
         assert any("differs from ONNX Runtime fp32" in why for label, why in result.skipped.items()
                    if label.startswith("openvino/"))
+
+
+def test_tune_checks_openvino_int8_against_onnxruntime_on_the_same_file(qa_copy: Path, cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that computes some shape wrongly is caught before it is timed: each OpenVINO int8 candidate
+    runs CHECK_SHAPES (32 tokens among them) beside ONNX Runtime running the same file."""
+    from distilrt.runtime import tune as tuning
+
+    if not ov_engine.available():
+        pytest.skip("openvino is not installed")
+    assert any(tokens == 32 for _, tokens in tuning.CHECK_SHAPES)
+    result = tuning.tune(qa_copy, budget_s=2, write=False, ignore_recorded_agreement=True)
+    int8 = {label: f for label, f in result.fidelity.items() if "/int8" in label}
+    assert int8 and all(f["against"] == f"onnxruntime/{label.split('/')[1]}" for label, f in int8.items())
+    assert all(f["max_rel_diff"] <= tuning.MAX_SAME_FILE_REL_DIFF for f in int8.values())
+    monkeypatch.setattr(tuning, "MAX_SAME_FILE_REL_DIFF", -1.0)  # nothing is that close: every int8 one is out
+    result = tuning.tune(qa_copy, budget_s=2, write=False, ignore_recorded_agreement=True)
+    assert not any(label.startswith("openvino/int8") for label in result.workloads["bulk"])
+    assert all("differs from ONNX Runtime int8" in result.skipped[label] for label in int8)

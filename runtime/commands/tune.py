@@ -21,7 +21,8 @@ target are left out.  The winners go to this host's profile in the user cache di
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="bundle directory written by `distilrt export`")
     parser.add_argument("--budget-s", type=float, default=None, metavar="N",
-                        help="seconds to spend, about (default 120); more gives steadier figures")
+                        help="seconds to spend, about (default 120); more gives steadier figures. Loading the "
+                             "candidates and one timed turn of each is the least it takes")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
 
