@@ -81,7 +81,7 @@ def export_model(
     to keeping sensitive layers in fp32; ``"speed"`` keeps the fully quantised graph whatever its
     agreement (still recorded).  ``calibration_data`` (JSON Lines or plain text, one example a line)
     replaces the built-in calibration set of the static int8 variant; ``static_methods`` limits its
-    calibration methods (default: every installed one, see :mod:`~distilrt.export.static_int8`).
+    calibration methods (default: NNCF, see :mod:`~distilrt.export.static_int8`).
 
     Nothing is timed: the bundle is the same whatever machine exports it (graph files byte for byte).
     ``onnx/model.onnx`` is optimum's plain export; with fp32 the bundle also carries the ORT-fused and

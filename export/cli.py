@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "{\"question\", \"context\"}) or plain text, one example a line (default: built-in set)")
     parser.add_argument("--static-method", default=None, metavar="LIST",
                         help="comma-separated int8-static calibration methods to compare, from nncf, ort-minmax "
-                             "(default: every installed one; the most faithful is kept)")
+                             "(default: nncf, or ort-minmax without NNCF installed; the most faithful is kept)")
     parser.add_argument("--name", default=None,
                         help="bundle directory name (one MODEL only; default: the last component of MODEL)")
     parser.add_argument("--force", action="store_true",

@@ -1,6 +1,6 @@
 """The static int8 variant: calibrate with each method, keep the most faithful, fall back by sensitivity.
 
-1. Each available method (:data:`~distilrt.export.quantize_static.STATIC_METHODS`) quantises every
+1. Each chosen method (default :data:`~distilrt.export.quantize_static.DEFAULT_METHODS`) quantises every
    projection; each result is measured on the evaluation set.  The winner is the one closest to its
    targets (fidelity first); the first method in the list wins a tie.
 2. If the winner misses a target (accuracy policy), each quantised operator is ranked by the error it
@@ -30,7 +30,7 @@ from .calibration import CalibrationSet, FeedReader
 from .progress import Steps
 from .qdq_graph import PlainGraph, quantised_operators, restore_operators
 from .quantize import fold_weight_transposes
-from .quantize_static import STATIC_METHODS, describe_graph, nncf_available, quantize_static
+from .quantize_static import DEFAULT_METHODS, check_method, describe_graph, nncf_available, quantize_static
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,13 @@ class Candidate:
 
 
 def available_methods(methods: Sequence[str] | None = None) -> list[str]:
-    chosen = list(methods or STATIC_METHODS)
+    """The calibration methods to run: ``methods`` (each checked) or the default, NNCF; ONNX Runtime's
+    min/max stands in for NNCF when it is not installed."""
+    chosen = [check_method(m) for m in methods] if methods else list(DEFAULT_METHODS)
     if "nncf" in chosen and not nncf_available():
-        logger.warning("NNCF is not installed; static int8 uses ONNX Runtime's calibration only "
+        logger.warning("NNCF is not installed; static int8 uses ONNX Runtime's calibration "
                        "(pip install 'distilrt[export]' brings NNCF)")
-        chosen.remove("nncf")
+        chosen = [m for m in chosen if m != "nncf"] or ["ort-minmax"]
     return chosen
 
 

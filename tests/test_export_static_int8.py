@@ -294,3 +294,17 @@ def test_openvino_breakdown_accounts_for_the_static_graph(static_bundle: Path) -
     projections = [row for row in rows if row["node_type"].startswith("FullyConnected")]
     assert projections and all("i8" in row["kernel"] for row in projections), projections
     assert "| node type | kernel | ms | share |" in table(result)
+
+
+def test_default_calibration_is_nncf_with_onnxruntime_standing_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distilrt.export import static_int8
+    from distilrt.runtime.errors import UnknownNameError
+
+    monkeypatch.setattr(static_int8, "nncf_available", lambda: True)
+    assert static_int8.available_methods() == ["nncf"]
+    assert static_int8.available_methods(["ort-minmax", "nncf"]) == ["ort-minmax", "nncf"]
+    monkeypatch.setattr(static_int8, "nncf_available", lambda: False)
+    assert static_int8.available_methods() == ["ort-minmax"]
+    assert static_int8.available_methods(["nncf", "ort-minmax"]) == ["ort-minmax"]
+    with pytest.raises(UnknownNameError, match="known: nncf, ort-minmax"):
+        static_int8.available_methods(["percentile"])
