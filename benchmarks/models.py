@@ -84,7 +84,7 @@ def bundle_dir(model: BenchModel, work: Path, *, progress: Callable[[str], None]
         from distilrt.export import export_model
 
         if progress:
-            progress(f"exporting {model.key} with distilrt (fp32, fp16, int8)")
+            progress(f"exporting {model.key} with distilrt (fp32, fp16, int8, int8-static)")
         # Seeded random weights leave near-flat logits whose top-1 flips on int8 noise, so the exporter's
         # agreement check would pick among graphs by coin toss: stand-ins keep the fastest int8 graph
         # (the agreement it reaches is still recorded and reported); the real model keeps the default.
