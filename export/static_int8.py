@@ -104,6 +104,7 @@ def build(plain: Path, work: Path, reader: FeedReader, calibration: CalibrationS
         "sensitivity": [[name, float(f"{error:.4g}")] for name, error in ranking[:16]],
         "target_met": bool(chosen.figures["target_met"]),
         "batch_independent": True,  # every scale is fixed at export; tests check it bit for bit
+        "attention_products": "float",  # score and context MatMuls (see quantize_static.activation_products)
     }
     return chosen.path, details, chosen.figures
 

@@ -94,6 +94,24 @@ def minilm_bundle(minilm_checkpoint: Path, bundle_root: Path) -> Path:
     return export_model(str(minilm_checkpoint), bundle_root / "real", precisions="fp32,fp16,int8").path
 
 
+@pytest.fixture(scope="session")
+def static_bundle(make_checkpoint, bundle_root: Path) -> Path:
+    """A tiny QA bundle with fp16 and static int8: ONNX Runtime calibration (the quick one), no fallback."""
+    from distilrt.export import export_model
+
+    return export_model(str(make_checkpoint("distilbert-qa-uncased")), bundle_root / "static",
+                        precisions="fp32,fp16,int8-static", static_methods=["ort-minmax"],
+                        int8_policy="speed").path
+
+
+@pytest.fixture()
+def static_copy(static_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of the static int8 QA bundle (its manifest, profile and caches are the test's own)."""
+    target = tmp_path / "static"
+    shutil.copytree(static_bundle, target, ignore=shutil.ignore_patterns(".cache"))
+    return target
+
+
 @pytest.fixture()
 def qa_copy(make_bundle, tmp_path: Path) -> Path:
     """A private copy of the QA bundle (its profile and caches are the test's own)."""

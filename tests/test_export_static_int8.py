@@ -20,19 +20,11 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def static_bundle(make_checkpoint, bundle_root: Path) -> Path:
-    """A tiny QA bundle with fp16 and static int8: ONNX Runtime calibration (the quick one), no fallback."""
-    from distilrt.export import export_model
-
-    return export_model(str(make_checkpoint("distilbert-qa-uncased")), bundle_root / "static",
-                        precisions="fp32,fp16,int8-static", static_methods=["ort-minmax"],
-                        int8_policy="speed").path
-
-
 def test_manifest_records_the_static_variant(static_bundle: Path) -> None:
+    """(``static_bundle``: tests/conftest.py, ONNX Runtime calibration, no fallback.)"""
     manifest = json.loads((static_bundle / "manifest.json").read_text())
     variant = manifest["variants"]["int8-static"]
+    assert variant["details"]["attention_products"] == "float"
     assert variant["file"] == "onnx/model_qdq.onnx"
     assert (static_bundle / variant["file"]).stat().st_size == variant["bytes"]
     details = variant["details"]

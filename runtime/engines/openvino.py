@@ -7,7 +7,9 @@ Precisions (each names the bundle file it reads and the precision OpenVINO compu
 - ``bf16``: the same fp32 file compiled with ``INFERENCE_PRECISION_HINT=bf16``.  Only on CPUs with
   AMX-BF16 or AVX-512-BF16 (elsewhere OpenVINO would emulate it slowly): :class:`UnsupportedPrecisionError`.
 - ``int8-static``: the calibrated QDQ file; its float parts run in bf16 where the CPU has it, as
-  OpenVINO does by default, else f32.
+  OpenVINO does by default, else f32.  A file exported before the attention score and context MatMuls
+  were kept float (its manifest does not say ``attention_products: float``) runs its float parts in f32:
+  OpenVINO 2026.4 computed an int8 score MatMul wrongly for every 32-token sequence under bf16.
 - ``int8``: the dynamic int8 file, where it compiles.  A graph with ``com.microsoft.QAttention`` does
   not (OpenVINO has no conversion rule for it): :class:`UnsupportedPrecisionError` names the way out.
 
@@ -45,6 +47,7 @@ BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
 HINTS: dict[str, str] = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 _TYPES = {"i64": np.int64, "i32": np.int32}
 
+_warned_f32: set[str] = set()
 _core_lock = threading.Lock()
 _core: Any = None
 
@@ -83,8 +86,11 @@ def core() -> Any:
 
 
 def compile_config(*, precision: str, threads: int, streams: int, hint: str, cache_dir: Path | None,
-                   flags: set[str] | None = None) -> dict[str, str]:
-    """The CPU plugin properties for one compiled model (all explicit; see the module docstring)."""
+                   flags: set[str] | None = None, float_attention: bool = True) -> dict[str, str]:
+    """The CPU plugin properties for one compiled model (all explicit; see the module docstring).
+
+    ``float_attention``: whether an int8-static file computes its attention products in float (else its
+    float parts run in f32 whatever the CPU)."""
     if precision not in VARIANT_FOR:
         raise UnsupportedPrecisionError(
             f"precision {precision!r} cannot run on OpenVINO; it runs: {', '.join(PRECISIONS)}. "
@@ -96,12 +102,26 @@ def compile_config(*, precision: str, threads: int, streams: int, hint: str, cac
         raise UnsupportedPrecisionError(
             "precision 'bf16' needs a CPU with AMX-BF16 or AVX-512-BF16 (this one has neither); "
             "pass precision='fp32' or 'int8', or provider='auto' to let distilrt choose")
-    inference = "bf16" if precision == "bf16" or (precision == STATIC_INT8 and bf16) else "f32"
+    inference = "bf16" if precision == "bf16" or (precision == STATIC_INT8 and bf16 and float_attention) else "f32"
     config = {"INFERENCE_PRECISION_HINT": inference, "PERFORMANCE_HINT": HINTS[hint],
               "NUM_STREAMS": str(streams), "INFERENCE_NUM_THREADS": str(threads)}
     if cache_dir is not None:
         config["CACHE_DIR"] = str(cache_dir)
     return config
+
+
+def attention_in_float(manifest: Manifest, variant_name: str) -> bool:
+    """Whether the bundle's static int8 file computes its attention products (two activations) in float, as
+    the exporter has written them since OpenVINO was found computing int8 ones wrongly (see the module
+    docstring); an older bundle says nothing, and its float parts then run in f32."""
+    variant = manifest.variants.get(variant_name)
+    in_float = variant is not None and variant.details.get("attention_products") == "float"
+    if not in_float and has_native_bf16() and manifest.name not in _warned_f32:
+        _warned_f32.add(manifest.name)
+        logger.warning("%s: its int8-static file predates float attention products, so OpenVINO runs its float "
+                       "parts in f32 (slower than bf16) to stay correct; re-export the bundle for bf16 speed",
+                       manifest.name)
+    return in_float
 
 
 class OpenVinoEngine(Engine):
@@ -124,8 +144,9 @@ class OpenVinoEngine(Engine):
         variant_name = graph or VARIANT_FOR.get(precision, precision)
         ov = load_openvino()
         # Validate the request (precision, CPU support) before the file is hashed.
+        float_attention = attention_in_float(manifest, variant_name) if precision == STATIC_INT8 else True
         config = compile_config(precision=precision, threads=self.threads, streams=streams, hint=self.hint,
-                                cache_dir=None)
+                                cache_dir=None, float_attention=float_attention)
         path, identity = verify_variant(directory, manifest, variant_name)
         self.path = path
         if cache:
