@@ -192,7 +192,13 @@ def run(settings: Settings, *, say: Callable[[str], None] | None = None) -> dict
             try:
                 for work in loads:
                     say(f"  {key} {work.key} {system}")
-                    row = measure_system(runner, work, settings, say)
+                    try:
+                        row = measure_system(runner, work, settings, say)
+                    except Exception as exc:  # a system that fails mid-run loses its remaining rows, not the run
+                        reason = f"failed at {work.key}: {type(exc).__name__}: {str(exc)[:300]}"
+                        result["skipped"].append({"systems": [system], "model": key, "reason": reason})
+                        say(f"    {system} skipped for {key}: {reason}")
+                        break
                     row.update(model=key, system=system, label=spec.label, family=spec.family,
                                precision=precision, note=work.note, **({"engine": runner.engine} if runner.engine else {}))
                     if work.shape and work.kind == "latency":

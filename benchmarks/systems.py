@@ -205,9 +205,15 @@ def _peer_call(pipe: Any, model: BenchModel, tokenizer: Any) -> Callable[[list[A
             lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
             with torch.inference_mode():
                 states = pipe(texts, return_tensors=True, batch_size=batch_size)
-            pooled = np.stack([s[0, :n].mean(0).numpy() for s, n in zip(states, lengths)])
-            return list(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+            return mean_pooled(states, lengths)
     return run
+
+
+def mean_pooled(states: list[Any], lengths: list[int]) -> list[np.ndarray]:
+    """Each text's hidden states (a torch tensor, [1, tokens, hidden], any float dtype) averaged over its own
+    tokens and L2-normalised, in float32 (numpy has no bfloat16)."""
+    pooled = np.stack([s[0, :n].float().mean(0).numpy() for s, n in zip(states, lengths)])
+    return list(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
 
 
 # -- distilrt ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distilrt.benchmarks import gemm, report, workloads
@@ -175,3 +176,17 @@ def test_peer_rows_list_the_new_peers_and_skip_them_with_a_reason(monkeypatch: p
     assert reason and "openvino" in reason and "pip install 'distilrt[bench]'" in reason
     assert openvino.unavailable() == reason
     assert systems.unavailable(systems.SYSTEMS["torch-bf16"]) is None
+
+
+def test_embedding_peer_pools_bfloat16_states() -> None:
+    """The PyTorch bf16 peer's hidden states are bfloat16, which numpy cannot hold: pooled in float32."""
+    torch = pytest.importorskip("torch")
+    from distilrt.benchmarks.systems import mean_pooled
+
+    states = [torch.arange(12, dtype=torch.float32).reshape(1, 4, 3).to(torch.bfloat16),
+              torch.ones(1, 4, 3, dtype=torch.bfloat16)]
+    pooled = mean_pooled(states, [2, 4])
+    assert [p.dtype for p in pooled] == [np.float32, np.float32]
+    want = np.array([1.5, 2.5, 3.5], np.float32)  # the mean of the first text's own two tokens only
+    np.testing.assert_allclose(pooled[0], want / np.linalg.norm(want), rtol=1e-3)
+    np.testing.assert_allclose(pooled[1], np.full(3, 1 / np.sqrt(3), np.float32), rtol=1e-3)
