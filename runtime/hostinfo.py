@@ -81,6 +81,18 @@ def physical_cores() -> int:
     return max(1, min(usable, read_cpuinfo().cores or usable))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (``MemAvailable`` in /proc/meminfo), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def package_versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of the distributions in ``names`` (missing ones are left out)."""
     found = {}

@@ -43,16 +43,24 @@ from .engines.base import Engine
 from .engines.onnxruntime import OrtEngine, SessionSettings
 from .engines.timing import SPIN_PAUSE_S, random_token_feeds, time_round_robin
 from .errors import DistilrtError, InputError
-from .hostinfo import physical_cores
+from .hostinfo import available_memory, physical_cores
 from .profile import Setting, write_entry
 from .providers import resolve_providers
 
 logger = logging.getLogger(__name__)
 
 LATENCY_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (1, 384), (8, 128))
-#: The bulk workload: this many sequences of mixed lengths, in batches of BULK_BATCH.
+#: The bulk workload: this many sequences of mixed lengths, in batches of BULK_BATCH (fewer where the
+#: outputs are so large that every candidate's bulk buffers would not fit in memory: see bulk_batch_size).
 BULK_SEQUENCES = 32
 BULK_BATCH = 8
+#: Bytes an engine keeps per byte of its largest bulk output (ONNX Runtime's arena, OpenVINO's request
+#: buffers: the output and the activations before it): measured 2.2-3.7x on the full-size DistilRoBERTa
+#: fill-mask stand-in, whose 8x384 logits are 617 MB (its seven candidates together reached 23.6 GB of RSS;
+#: with the batch this sizing gives there, 4, 13.7 GB).
+BULK_FOOTPRINT_FACTOR = 4.0
+#: Share of the host's available memory the bulk buffers of all candidates together may take.
+BULK_MEMORY_SHARE = 0.5
 #: Largest difference from ONNX Runtime fp32, as a fraction of the output's largest magnitude, allowed
 #: for an OpenVINO float candidate: bf16 measured up to 0.014 on tiny bundles of every seed architecture
 #: at 1x128 (tests/test_engines.py holds bf16 to 0.03 there) and 0.025 on the full-size DistilBERT-QA
@@ -157,13 +165,26 @@ def candidates(bundle: Bundle, *, cores: int | None = None,
     return found, skipped
 
 
-def _bulk_batches(input_names: list[str], *, vocab: int, max_len: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
+def bulk_batch_size(*, candidates: int, tokens: int, output_bytes_per_token: float, available: int | None) -> int:
+    """BULK_BATCH, halved until every candidate's bulk buffers (``candidates`` engines, batches up to
+    ``tokens`` long, outputs of ``output_bytes_per_token``) fit in BULK_MEMORY_SHARE of ``available`` bytes."""
+    batch = BULK_BATCH
+    if available is None:
+        return batch
+    while batch > 1 and (candidates * BULK_FOOTPRINT_FACTOR * batch * tokens * output_bytes_per_token
+                         > available * BULK_MEMORY_SHARE):
+        batch //= 2
+    return batch
+
+
+def _bulk_batches(input_names: list[str], *, vocab: int, max_len: int, seed: int = 1,
+                  batch_size: int = BULK_BATCH) -> list[dict[str, np.ndarray]]:
     """Mixed-length sequences in length-sorted, padded batches, as a task would feed them."""
     rng = np.random.default_rng(seed)
     lengths = sorted(int(x) for x in rng.integers(16, max(17, min(max_len, 384)), BULK_SEQUENCES))
     batches = []
-    for start in range(0, len(lengths), BULK_BATCH):
-        chunk = lengths[start:start + BULK_BATCH]
+    for start in range(0, len(lengths), batch_size):
+        chunk = lengths[start:start + batch_size]
         width = chunk[-1]
         ids = rng.integers(5, max(vocab, 6), (len(chunk), width), dtype=np.int64)
         mask = (np.arange(width)[None, :] < np.asarray(chunk)[:, None]).astype(np.int64)
@@ -202,11 +223,18 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
     vocab, max_len = bundle.vocab_size or 1000, bundle.manifest.max_sequence_length
     shapes = {f"{b}x{min(s, max_len)}": (b, min(s, max_len)) for b, s in LATENCY_SHAPES}
     feeds = dict(zip(shapes, random_token_feeds(input_names, tuple(shapes.values()), vocab_size=vocab)))
-    bulk = _bulk_batches(input_names, vocab=vocab, max_len=max_len)
     checks = random_token_feeds(input_names, tuple((b, min(s, max_len)) for b, s in CHECK_SHAPES),
                                 vocab_size=vocab, seed=2)
     references: dict[str, list[dict[str, np.ndarray]]] = {"fp32": [reference.run(feed) for feed in checks]}
     del reference
+    per_token = max(sum(v.nbytes for v in out.values()) / feed["input_ids"].size
+                    for out, feed in zip(references["fp32"], checks))
+    bulk_batch = bulk_batch_size(candidates=len(found), tokens=min(max_len, 384), output_bytes_per_token=per_token,
+                                 available=available_memory())
+    if bulk_batch < BULK_BATCH:
+        logger.info("tune: bulk batches of %d (not %d): %d candidates' buffers for %.0f KB of output per token "
+                    "would not fit in memory", bulk_batch, BULK_BATCH, len(found), per_token / 1024)
+    bulk = _bulk_batches(input_names, vocab=vocab, max_len=max_len, batch_size=bulk_batch)
 
     def reference_for(key: str) -> list[dict[str, np.ndarray]]:
         if key not in references:
@@ -248,10 +276,17 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
         engine, streams = candidate.engine, candidate.setting.streams
         assert engine is not None
         if streams == 1:
-            return lambda: [engine.run(batch) for batch in bulk]
+            def one_stream() -> None:
+                for batch in bulk:  # each output dropped as soon as it is made: they can be large
+                    engine.run(batch)
+            return one_stream
         pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="distilrt-tune")
         pools.append(pool)
-        return lambda: list(pool.map(engine.run, reversed(bulk)))
+
+        def several_streams() -> None:
+            for _ in pool.map(engine.run, reversed(bulk)):
+                pass
+        return several_streams
 
     workloads: dict[str, dict[str, Callable[[], Any]]] = {
         name: {c.setting.label: single(c.engine, feed) for c in kept}  # type: ignore[arg-type]
@@ -327,7 +362,7 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
                                   "budget_s": budget_s, "seconds": round(seconds, 1), "setup_s": round(setup_s, 1),
                                   "method": f"fastest of {repeats} round-robin turns, {SPIN_PAUSE_S * 1000:.0f} ms "
                                             "pause before each; ms per call (bulk: per pass over "
-                                            f"{BULK_SEQUENCES} mixed-length sequences in batches of {BULK_BATCH})"})
+                                            f"{BULK_SEQUENCES} mixed-length sequences in batches of {bulk_batch})"})
     logger.info("tuned %s in %.1f s: latency %s, bulk %s", bundle.manifest.name, seconds, latency.label,
                 bulk_winner.label)
     return TuneResult(rounded, latency, bulk_winner, skipped, fidelity, repeats, seconds, path)

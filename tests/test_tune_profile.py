@@ -217,3 +217,22 @@ def test_tune_checks_openvino_int8_against_onnxruntime_on_the_same_file(qa_copy:
     result = tuning.tune(qa_copy, budget_s=2, write=False, ignore_recorded_agreement=True)
     assert not any(label.startswith("openvino/int8") for label in result.workloads["bulk"])
     assert all("differs from ONNX Runtime int8" in result.skipped[label] for label in int8)
+
+
+def test_bulk_batches_shrink_when_every_candidates_buffers_would_not_fit() -> None:
+    """A full-size fill-mask bundle's bulk logits (50,265 floats a token) times seven candidates once took
+    23.6 GB; the bulk batch halves until the estimate fits in half the available memory."""
+    from distilrt.runtime import tune as tuning
+
+    logits = 50265 * 4
+    assert tuning.bulk_batch_size(candidates=7, tokens=384, output_bytes_per_token=logits, available=None) == 8
+    assert tuning.bulk_batch_size(candidates=7, tokens=384, output_bytes_per_token=2 * 4,
+                                  available=2 << 30) == 8  # QA: two logits a token
+    big = tuning.bulk_batch_size(candidates=7, tokens=384, output_bytes_per_token=logits, available=24 << 30)
+    small = tuning.bulk_batch_size(candidates=7, tokens=384, output_bytes_per_token=logits, available=8 << 30)
+    assert 1 <= small < big < 8
+    assert 7 * tuning.BULK_FOOTPRINT_FACTOR * big * 384 * logits <= (24 << 30) * tuning.BULK_MEMORY_SHARE
+    assert tuning.bulk_batch_size(candidates=7, tokens=384, output_bytes_per_token=logits, available=1 << 20) == 1
+    batches = tuning._bulk_batches(["input_ids", "attention_mask"], vocab=100, max_len=64, batch_size=small)
+    assert sum(b["input_ids"].shape[0] for b in batches) == tuning.BULK_SEQUENCES
+    assert max(b["input_ids"].shape[0] for b in batches) == small
