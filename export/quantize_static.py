@@ -56,25 +56,21 @@ def nncf_available() -> bool:
     return True
 
 
-def projection_nodes(model_path: Path) -> list[str]:
-    """Names of the MatMul / Gemm nodes whose second input is a weight: what static int8 quantises."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
+def projection_nodes(graph: Any) -> list[str]:
+    """Names of the MatMul / Gemm nodes of ``graph`` (an ``onnx.GraphProto``) whose second input is a
+    weight: what static int8 quantises."""
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
 
 
-def activation_products(model_path: Path) -> list[str]:
-    """Names of the MatMul nodes that multiply two activations (attention scores and context): kept float.
+def activation_products(graph: Any) -> list[str]:
+    """Names of the MatMul nodes of ``graph`` that multiply two activations (attention scores and context):
+    kept float.
 
     Measured with OpenVINO 2026.4 on all-MiniLM-L6-v2: an int8 score MatMul (NNCF quantises it by
     default) returned wrong outputs for every sequence of exactly 32 tokens when the float parts ran in
     bf16 (cosine 0.40-0.90 to f32), and bought no measurable speed at 1x128, 1x384 or 8x128.
     """
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type == "MatMul" and not (set(n.input) & weights)]
 
@@ -125,7 +121,10 @@ def _quantize_ort(model_path: Path, out_path: Path, reader: FeedReader, keep_fp3
         # In QDQ form the quantiser otherwise also rounds each MatMul's output (before its bias is added).
         "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm"],
     }
-    projections = set(projection_nodes(model_path)) - set(keep_fp32)  # attention scores and context stay fp32
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    projections = set(projection_nodes(graph)) - set(keep_fp32)  # attention scores and context stay fp32
     ort_static(
         str(model_path), str(out_path), reader,
         quant_format=QuantFormat.QDQ,
@@ -161,7 +160,7 @@ def _quantize_nncf(model_path: Path, out_path: Path, reader: FeedReader, keep_fp
             fast_bias_correction=True,
             # Embedding tables get the exporter's own treatment (quantize_embeddings: the word table
             # int8 by row, the small position and type tables left fp32), as with every method.
-            ignored_scope=nncf.IgnoredScope(names=[*keep_fp32, *activation_products(model_path)], types=["Gather"],
+            ignored_scope=nncf.IgnoredScope(names=[*keep_fp32, *activation_products(model.graph)], types=["Gather"],
                                             validate=False),
         )
     onnx.save(quantized, str(out_path))

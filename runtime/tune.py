@@ -54,6 +54,8 @@ LATENCY_SHAPES: tuple[tuple[int, int], ...] = ((1, 128), (1, 384), (8, 128))
 #: outputs are so large that every candidate's bulk buffers would not fit in memory: see bulk_batch_size).
 BULK_SEQUENCES = 32
 BULK_BATCH = 8
+#: The bulk workload's longest sequence (capped at the model's maximum).
+BULK_MAX_TOKENS = 384
 #: Bytes an engine keeps per byte of its largest bulk output (ONNX Runtime's arena, OpenVINO's request
 #: buffers: the output and the activations before it): measured 2.2-3.7x on the full-size DistilRoBERTa
 #: fill-mask stand-in, whose 8x384 logits are 617 MB (its seven candidates together reached 23.6 GB of RSS;
@@ -181,7 +183,7 @@ def _bulk_batches(input_names: list[str], *, vocab: int, max_len: int, seed: int
                   batch_size: int = BULK_BATCH) -> list[dict[str, np.ndarray]]:
     """Mixed-length sequences in length-sorted, padded batches, as a task would feed them."""
     rng = np.random.default_rng(seed)
-    lengths = sorted(int(x) for x in rng.integers(16, max(17, min(max_len, 384)), BULK_SEQUENCES))
+    lengths = sorted(int(x) for x in rng.integers(16, max(17, min(max_len, BULK_MAX_TOKENS)), BULK_SEQUENCES))
     batches = []
     for start in range(0, len(lengths), batch_size):
         chunk = lengths[start:start + batch_size]
@@ -229,7 +231,7 @@ def tune(bundle_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S, cores: i
     del reference
     per_token = max(sum(v.nbytes for v in out.values()) / feed["input_ids"].size
                     for out, feed in zip(references["fp32"], checks))
-    bulk_batch = bulk_batch_size(candidates=len(found), tokens=min(max_len, 384), output_bytes_per_token=per_token,
+    bulk_batch = bulk_batch_size(candidates=len(found), tokens=min(max_len, BULK_MAX_TOKENS), output_bytes_per_token=per_token,
                                  available=available_memory())
     if bulk_batch < BULK_BATCH:
         logger.info("tune: bulk batches of %d (not %d): %d candidates' buffers for %.0f KB of output per token "
